@@ -1,0 +1,1 @@
+"""junction: a platform for event-driven microservices."""

@@ -1,0 +1,280 @@
+"""The runtime: turns service definitions into running services.
+
+Embedded (the default): every service of a system in one asyncio process, each with its own
+SQLite file under the data directory; services call each other's HTTP contracts in-process
+(``Transport.add_app``) and consume each other's logs directly from the source store. A runtime
+can also host a subset of a system's services, which is how one service per process runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Mount, Route
+
+from junction.clock import Clock, RealClock, VirtualClock
+from junction.events import Envelope
+from junction.http import build_app
+from junction.ids import Snowflake
+from junction.service import Service
+from junction.sqlite import SqliteStore
+from junction.store import Store
+from junction.subscriptions import RetryPolicy, SubscriptionWorker
+from junction.timers import TimerWorker
+from junction.transport import Transport
+from junction.uow import UnitOfWork
+
+log = structlog.get_logger()
+
+
+@dataclass
+class System:
+    """A reference system: its services and how it is served."""
+
+    name: str
+    services: list[Service]
+    port: int = 8000
+    extra_routes: Callable[[Runtime], list[BaseRoute]] | None = None
+    commands: Any = None  # an optional Typer app with system-specific commands
+    description: str = ""
+
+    def service(self, name: str) -> Service:
+        """One service by name."""
+        for service in self.services:
+            if service.name == name:
+                return service
+        raise LookupError(f"{self.name} has no service {name!r}")
+
+    def projections(self) -> dict[str, Service]:
+        """Projection name → owning service."""
+        return {p: s for s in self.services for p in s.projections}
+
+
+@dataclass
+class ServiceRuntime:
+    """One running service: its store, ids, app and workers."""
+
+    spec: Service
+    store: Store
+    ids: Snowflake
+    clock: Clock
+    transport: Transport
+    app: Starlette | None = None
+    subscriptions: dict[str, SubscriptionWorker] = field(default_factory=dict)
+    timers: TimerWorker | None = None
+
+    def uow(self, message: Envelope | None = None) -> UnitOfWork:
+        """A fresh unit of work on this service's store."""
+        return UnitOfWork(self.store, self.clock, self.ids, self.transport, message)
+
+
+class Runtime:
+    """Runs (some of) a system's services."""
+
+    def __init__(self, system: System, data_dir: Path | str, clock: Clock | None = None,
+                 only: list[str] | None = None, retry: RetryPolicy | None = None,
+                 poll_interval: float = 0.25) -> None:
+        self.system = system
+        self.data_dir = Path(data_dir)
+        self.clock = clock or RealClock()
+        self.retry = retry or RetryPolicy()
+        self.poll_interval = poll_interval
+        self.transport = Transport()
+        hosted = only or [s.name for s in system.services]
+        self.services: dict[str, ServiceRuntime] = {}
+        for spec in system.services:
+            if spec.name in hosted:
+                store = SqliteStore(spec.name, self.data_dir / f"{spec.name}.db", spec.metadata)
+                self.services[spec.name] = ServiceRuntime(spec, store, Snowflake(spec.worker), self.clock,
+                                                          self.transport)
+        self._sources: dict[str, Store] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self.started_at = time.time()
+        self.app = self._build_app()
+        if isinstance(self.clock, VirtualClock):
+            self.clock.settle_hooks.append(self.settle)
+
+    # -- life cycle ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Open stores, serve the apps, start timers and consumers, run start hooks."""
+        for service in self.services.values():
+            await service.store.open()
+        for service in self.services.values():
+            for spec in service.spec.subscriptions.values():
+                source = await self.source(spec.source)
+                worker = SubscriptionWorker(
+                    spec, service.store, source, service.uow, self.retry, poll_interval=self.poll_interval
+                )
+                service.subscriptions[spec.name] = worker
+                self._spawn(f"{service.spec.name}/{spec.name}", worker.run())
+            service.timers = TimerWorker(service.store, self.clock, service.spec.timers, service.uow)
+            self._spawn(f"{service.spec.name}/timers", service.timers.run())
+        for service in self.services.values():
+            for hook in service.spec.on_start:
+                await hook(service)
+
+    async def stop(self) -> None:
+        """Stop workers (checkpoints saved) and close stores."""
+        await self._cancel(list(self._tasks))
+        for service in self.services.values():
+            for worker in service.subscriptions.values():
+                with contextlib.suppress(Exception):
+                    await worker.flush()
+        await self.transport.close()
+        for store in {*(s.store for s in self.services.values()), *self._sources.values()}:
+            await store.close()
+
+    async def crash(self) -> None:
+        """Stop abruptly, as a killed process would: no checkpoint is saved."""
+        await self._cancel(list(self._tasks))
+        await self.transport.close()
+        for store in {*(s.store for s in self.services.values()), *self._sources.values()}:
+            await store.close()
+
+    async def __aenter__(self) -> Runtime:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def _spawn(self, name: str, work: Any) -> None:
+        task = asyncio.create_task(work, name=name)
+        task.add_done_callback(self._on_done)
+        self._tasks[name] = task
+
+    def _on_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("worker died", worker=task.get_name(), error=repr(task.exception()))
+
+    async def _cancel(self, names: list[str]) -> None:
+        tasks = [self._tasks.pop(n) for n in names if n in self._tasks]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def source(self, name: str) -> Store:
+        """The log of service ``name``: its store when hosted here, else its SQLite file."""
+        if name in self.services:
+            return self.services[name].store
+        if name not in self._sources:
+            store = SqliteStore(name, self.data_dir / f"{name}.db", self.system.service(name).metadata)
+            await store.open()
+            self._sources[name] = store
+        return self._sources[name]
+
+    def service(self, name: str) -> ServiceRuntime:
+        """A hosted service by name."""
+        return self.services[name]
+
+    def client(self, name: str) -> Any:
+        """The in-process HTTP client of a service (tests and tools)."""
+        return self.transport.client(name).http
+
+    # -- waiting for quiet -------------------------------------------------------------------------
+    async def settle(self, timeout: float = 30.0) -> None:
+        """Wait until every consumer has caught up with its source and no timer is due."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if await self._quiet():
+                await asyncio.sleep(0)
+                if await self._quiet():
+                    return
+            if time.monotonic() > deadline:
+                raise TimeoutError("the system did not settle")
+            await asyncio.sleep(0.002)
+
+    async def _quiet(self) -> bool:
+        if self.clock._busy:
+            return False
+        now = self.clock.timestamp()
+        for service in self.services.values():
+            next_due = await service.store.next_due()
+            if next_due is not None and next_due <= now:
+                return False
+            for worker in service.subscriptions.values():
+                if worker.position < await worker.source.head() or not worker.caught_up.is_set():
+                    return False
+                if any(p.retry_requested for p in await service.store.parked(worker.name)):
+                    return False
+        return True
+
+    # -- projections -----------------------------------------------------------------------------
+    async def rebuild(self, projection: str, progress: Callable[[int, int], None] | None = None) -> int:
+        """Rebuild a read model online: stop its consumers, empty it, replay from the first event."""
+        owner = self.system.projections().get(projection)
+        if owner is None or owner.name not in self.services:
+            raise LookupError(f"unknown projection {projection!r}")
+        service = self.services[owner.name]
+        spec = owner.projections[projection]
+        names = [n for n, s in owner.subscriptions.items() if s.projection == projection]
+        await self._cancel([f"{owner.name}/{n}" for n in names])
+        await service.store.truncate([t.name for t in spec.tables])
+        total = 0
+        for name in names:
+            await service.store.reset_checkpoint(name)
+            total += await (await self.source(owner.subscriptions[name].source)).head()
+        workers = []
+        for name in names:
+            sub = owner.subscriptions[name]
+            worker = SubscriptionWorker(sub, service.store, await self.source(sub.source), service.uow, self.retry,
+                                        poll_interval=self.poll_interval)
+            service.subscriptions[name] = worker
+            workers.append(worker)
+            self._spawn(f"{owner.name}/{name}", worker.run())
+        while True:
+            done = sum(w.position for w in workers)
+            if progress:
+                progress(min(done, total), total)
+            if all(w.caught_up.is_set() and w.position >= 0 for w in workers) and done >= total:
+                return total
+            await asyncio.sleep(0.05)
+
+    # -- the HTTP face -----------------------------------------------------------------------------
+    def _build_app(self) -> Starlette:
+        mounts: list[BaseRoute] = []
+        for service in self.services.values():
+            service.app = build_app(service.spec.routes, service.uow)
+            self.transport.add_app(service.spec.name, service.app)
+            mounts.append(Mount(f"/{service.spec.name}", app=service.app))
+
+        async def health(request: Request) -> JSONResponse:
+            return JSONResponse({"status": "ok", "time": self.clock.now().isoformat(),
+                                 "system": self.system.name, "services": sorted(self.services)})
+
+        async def status(request: Request) -> JSONResponse:
+            return JSONResponse(await self.status())
+
+        extra = self.system.extra_routes(self) if self.system.extra_routes else []
+        routes: list[BaseRoute] = [Route("/health", health), Route("/_junction/status", status), *extra, *mounts]
+        return Starlette(routes=routes)
+
+    async def status(self) -> dict[str, Any]:
+        """Per service: log head, consumers' positions and lag, parked messages, pending timers."""
+        services: dict[str, Any] = {}
+        for name, service in self.services.items():
+            consumers = {}
+            for sub_name, worker in service.subscriptions.items():
+                head = await worker.source.head()
+                consumers[sub_name] = {"source": worker.spec.source, "position": worker.position,
+                                       "lag": max(0, head - worker.position), "handled": worker.handled}
+            services[name] = {
+                "head": await service.store.head(),
+                "consumers": consumers,
+                "parked": len(await service.store.parked()),
+                "timers_fired": service.timers.fired if service.timers else 0,
+                "next_timer": await service.store.next_due(),
+            }
+        return {"system": self.system.name, "time": self.clock.now().isoformat(), "services": services}

@@ -1,0 +1,199 @@
+"""The store port: what every service store (SQLite now, PostgreSQL later) implements.
+
+A store keeps one service's event log (which doubles as its outbox), stream snapshots, durable
+timers, subscription checkpoints, the inbox, parked messages, and the service's own tables
+(declared with SQLAlchemy Core). Everything a unit of work gathers is written by ``commit`` in one
+transaction, or not at all.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import MetaData
+from sqlalchemy.sql import Executable
+
+from junction.events import Envelope
+
+ANY_VERSION = -1  # expected version that accepts whatever the stream holds
+
+
+@dataclass(slots=True)
+class NewEvent:
+    """An event to append: everything but its log position."""
+
+    id: str
+    type: str
+    schema_version: int
+    data: dict[str, Any]
+    key: str
+    occurred_at: float
+    causation_id: str | None = None
+    correlation_id: str | None = None
+
+
+@dataclass(slots=True)
+class Append:
+    """Events for one stream, valid only if the stream is at ``expected_version``."""
+
+    stream: str
+    expected_version: int
+    events: list[NewEvent]
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """An aggregate's state at ``version``."""
+
+    stream: str
+    version: int
+    type: str
+    data: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Timer:
+    """A durable "at ``due``, run ``name`` with ``payload``" row."""
+
+    id: str
+    name: str
+    due: float
+    payload: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Parked:
+    """A message parked for an operator: the first failing one of its key, or one queued behind it."""
+
+    id: int
+    subscription: str
+    key: str
+    envelope: Envelope
+    error: str | None
+    attempts: int
+    parked_at: float
+    retry_requested: bool
+
+
+@dataclass(slots=True)
+class Batch:
+    """Everything a unit of work commits together."""
+
+    appends: list[Append] = field(default_factory=list)
+    snapshots: list[Snapshot] = field(default_factory=list)
+    statements: list[Executable] = field(default_factory=list)
+    timers: list[Timer] = field(default_factory=list)
+    cancelled_timers: list[str] = field(default_factory=list)
+    checkpoint: tuple[str, int] | None = None
+    inbox: list[tuple[str, str]] = field(default_factory=list)
+    park: list[tuple[str, str, Envelope, str | None, int]] = field(default_factory=list)
+    unpark: list[int] = field(default_factory=list)
+
+    def is_empty(self) -> bool:
+        """True when committing would change nothing."""
+        return not (
+            self.appends or self.snapshots or self.statements or self.timers or self.cancelled_timers
+            or self.checkpoint or self.inbox or self.park or self.unpark
+        )
+
+
+class Store(abc.ABC):
+    """One service's durable state."""
+
+    def __init__(self, service: str, metadata: MetaData | None = None) -> None:
+        self.service = service
+        self.metadata = metadata or MetaData()
+        self.timers_changed = asyncio.Event()  # set when a commit added timers
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Create or migrate the schema and get ready to serve."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release connections."""
+
+    # -- events --------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def commit(self, batch: Batch) -> list[Envelope]:
+        """Write the batch in one transaction; the appended envelopes, with their positions."""
+
+    @abc.abstractmethod
+    async def read_stream(self, stream: str, after_version: int = 0) -> list[Envelope]:
+        """The stream's events after ``after_version``, in version order."""
+
+    @abc.abstractmethod
+    async def stream_version(self, stream: str) -> int:
+        """The stream's current version (0 when it has no events)."""
+
+    @abc.abstractmethod
+    async def read_log(self, after: int = 0, limit: int = 500) -> list[Envelope]:
+        """Committed events after global position ``after``, in commit order, never skipping one."""
+
+    @abc.abstractmethod
+    async def head(self) -> int:
+        """The highest committed global position (0 when empty)."""
+
+    @abc.abstractmethod
+    async def load_snapshot(self, stream: str) -> Snapshot | None:
+        """The latest snapshot of a stream."""
+
+    # -- the service's own tables --------------------------------------------------------------
+    @abc.abstractmethod
+    async def fetch_all(self, statement: Executable) -> Sequence[Any]:
+        """Rows of a query (mappings by column name)."""
+
+    async def fetch_one(self, statement: Executable) -> Any | None:
+        """The first row of a query, or None."""
+        rows = await self.fetch_all(statement)
+        return rows[0] if rows else None
+
+    @abc.abstractmethod
+    async def truncate(self, tables: Sequence[str]) -> None:
+        """Empty the named tables (projection rebuilds)."""
+
+    # -- timers ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def due_timers(self, now: float, limit: int = 100) -> list[Timer]:
+        """Timers due at or before ``now``, earliest first."""
+
+    @abc.abstractmethod
+    async def next_due(self) -> float | None:
+        """When the earliest timer is due, if any."""
+
+    # -- subscriptions -----------------------------------------------------------------------
+    @abc.abstractmethod
+    async def checkpoint(self, subscription: str) -> int:
+        """The last log position a subscription has dealt with."""
+
+    @abc.abstractmethod
+    async def reset_checkpoint(self, subscription: str) -> None:
+        """Start a subscription again from the earliest event, forgetting its inbox."""
+
+    @abc.abstractmethod
+    async def in_inbox(self, subscription: str, event_id: str) -> bool:
+        """True when the subscription has already handled this event."""
+
+    @abc.abstractmethod
+    async def parked(self, subscription: str | None = None) -> list[Parked]:
+        """Parked messages, oldest first."""
+
+    @abc.abstractmethod
+    async def request_retry(self, subscription: str, key: str | None = None) -> int:
+        """Ask the subscription to try its parked messages again; how many were marked."""
+
+    @abc.abstractmethod
+    async def mark_parked_failed(self, parked_id: int, error: str, attempts: int) -> None:
+        """Record another failed attempt of a parked message and clear its retry request."""
+
+    @abc.abstractmethod
+    async def wait_for_append(self, timeout: float) -> None:
+        """Return when new events were committed, or after ``timeout`` seconds."""
+
+    @abc.abstractmethod
+    async def drop_parked(self, subscription: str, key: str) -> int:
+        """Drop the failing head message of a parked key; how many were dropped."""

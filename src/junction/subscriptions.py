@@ -1,0 +1,148 @@
+"""Consumer groups over a source log: effectively-once handling, retries, and per-key parking.
+
+A worker reads its source log from its checkpoint (from the earliest event the first time). Each
+event's handler runs in a unit of work that also writes an inbox row, so a redelivered event is
+skipped. Checkpoints are saved every ``checkpoint_every`` events and whenever the worker catches
+up, so a crash between handling and checkpoint re-delivers, and the inbox makes that harmless.
+
+A failing handler is retried with exponential backoff; when the attempts run out its message is
+parked with the error, and later messages of the same key are parked behind it (their order is
+kept) while other keys go on. ``junction dlq retry`` marks a key's parked messages for another
+try, in order; ``junction dlq drop`` discards the failing head so the ones behind it can go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+from tenacity import AsyncRetrying, stop_after_attempt, wait_exponential
+
+from junction.errors import ConcurrencyError
+from junction.events import Envelope
+from junction.service import Handler, SubscriptionSpec
+from junction.store import Batch, Store
+from junction.uow import UnitOfWork
+
+log = structlog.get_logger()
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently a failing handler is tried before its key is parked."""
+
+    attempts: int = 4
+    first_delay: float = 0.02
+    max_delay: float = 1.0
+
+
+class HandlerFailed(Exception):
+    """A handler kept failing; carries the last error text."""
+
+
+class SubscriptionWorker:
+    """Runs one subscription of one service."""
+
+    def __init__(self, spec: SubscriptionSpec, store: Store, source: Store,
+                 make_uow: Callable[[Envelope], UnitOfWork], policy: RetryPolicy | None = None,
+                 checkpoint_every: int = 100, poll_interval: float = 0.25) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.store = store
+        self.source = source
+        self.make_uow = make_uow
+        self.policy = policy or RetryPolicy()
+        self.checkpoint_every = checkpoint_every
+        self.poll_interval = poll_interval
+        self.position = 0
+        self._saved = 0
+        self.caught_up = asyncio.Event()
+        self.handled = 0
+
+    async def run(self) -> None:
+        """Consume until cancelled."""
+        self.position = self._saved = await self.store.checkpoint(self.name)
+        while True:
+            await self._retry_released()
+            envelopes = await self.source.read_log(self.position, 256)
+            if not envelopes:
+                await self.flush()
+                self.caught_up.set()
+                await self.source.wait_for_append(self.poll_interval)
+                continue
+            self.caught_up.clear()
+            parked_keys = {p.key for p in await self.store.parked(self.name)}
+            for envelope in envelopes:
+                await self._process(envelope, parked_keys)
+                self.position = envelope.position
+                if self.position - self._saved >= self.checkpoint_every:
+                    await self.flush()
+
+    async def flush(self) -> None:
+        """Save the checkpoint if it moved."""
+        if self.position > self._saved:
+            await self.store.commit(Batch(checkpoint=(self.name, self.position)))
+            self._saved = self.position
+
+    async def _process(self, envelope: Envelope, parked_keys: set[str]) -> None:
+        handler = self.spec.handlers.get(envelope.type)
+        if handler is None:
+            return
+        if envelope.key in parked_keys:  # wait behind the parked message of this key
+            await self.store.commit(Batch(park=[(self.name, envelope.key, envelope, None, 0)]))
+            return
+        if await self.store.in_inbox(self.name, envelope.id):
+            return
+        try:
+            await self._deliver(envelope, handler)
+        except HandlerFailed as failure:
+            log.warning("parked", subscription=self.name, key=envelope.key, event=envelope.type, error=str(failure))
+            await self.store.commit(
+                Batch(park=[(self.name, envelope.key, envelope, str(failure), self.policy.attempts)])
+            )
+            parked_keys.add(envelope.key)
+
+    async def _deliver(self, envelope: Envelope, handler: Handler, unpark: int | None = None) -> None:
+        """Handle once, with retries; HandlerFailed when the attempts run out."""
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.policy.attempts),
+            wait=wait_exponential(multiplier=self.policy.first_delay, max=self.policy.max_delay),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    await self._handle_once(envelope, handler, unpark)
+        except Exception as error:
+            raise HandlerFailed(f"{type(error).__name__}: {error}") from error
+
+    async def _handle_once(self, envelope: Envelope, handler: Handler, unpark: int | None) -> None:
+        uow = self.make_uow(envelope)
+        await handler(envelope.event, uow)
+        uow.batch.inbox.append((self.name, envelope.id))
+        if unpark is not None:
+            uow.batch.unpark.append(unpark)
+        try:
+            await uow.commit()
+        except ConcurrencyError:
+            if await self.store.in_inbox(self.name, envelope.id):
+                return  # handled meanwhile (a redelivery raced us): nothing more to do
+            raise
+        self.handled += 1
+
+    async def _retry_released(self) -> None:
+        parked = await self.store.parked(self.name)
+        released = list(dict.fromkeys(p.key for p in parked if p.retry_requested))
+        for key in released:
+            for message in [p for p in parked if p.key == key]:
+                handler = self.spec.handlers.get(message.envelope.type)
+                if handler is None or await self.store.in_inbox(self.name, message.envelope.id):
+                    await self.store.commit(Batch(unpark=[message.id]))
+                    continue
+                try:
+                    await self._deliver(message.envelope, handler, unpark=message.id)
+                except HandlerFailed as failure:
+                    await self.store.mark_parked_failed(message.id, str(failure), self.policy.attempts)
+                    break  # the rest of this key keeps waiting behind it

@@ -1,0 +1,1 @@
+"""ebike: the flagship reference system (rentals, accounting, a-bikes)."""

@@ -1,0 +1,92 @@
+"""A small two-service system exercising routes, aggregates, subscriptions and timers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel
+from sqlalchemy import Column, Integer, String, select
+
+from junction.aggregate import Aggregate
+from junction.clock import VirtualClock
+from junction.events import Event
+from junction.runtime import Runtime, System
+from junction.service import Service
+from junction.uow import UnitOfWork
+
+
+class Deposited(Event, name="TestDeposited"):
+    account_id: str
+    amount: int
+
+
+class Account(Aggregate):
+    stream_type = "account"
+    snapshot_every = 3
+    balance: int = 0
+
+    def apply(self, event: Event) -> None:
+        if isinstance(event, Deposited):
+            self.balance += event.amount
+
+
+class Deposit(BaseModel):
+    amount: int
+
+
+bank = Service("bank", worker=1)
+ledger = Service("ledger", worker=2)
+totals = ledger.table("totals", Column("account_id", String, primary_key=True), Column("total", Integer))
+totals_view = ledger.projection("totals", tables=[totals])
+
+
+@bank.route("POST", "/accounts/{account_id}/deposits")
+async def deposit(account_id: str, body: Deposit, uow: UnitOfWork) -> dict[str, int]:
+    account = await uow.load(Account, account_id) or await uow.create(Account, account_id)
+    account.record(Deposited(account_id=account_id, amount=body.amount))
+    uow.schedule(uow.clock.timestamp() + 60, "interest", {"account": account_id})
+    return {"balance": account.balance}
+
+
+@bank.timer("interest")
+async def interest(payload: dict[str, str], uow: UnitOfWork) -> None:
+    account = await uow.get(Account, payload["account"])
+    account.record(Deposited(account_id=account.id, amount=1))
+
+
+@totals_view.on("bank", Deposited)
+async def on_deposit(event: Deposited, uow: UnitOfWork) -> None:
+    row = await uow.fetch_one(select(totals).where(totals.c.account_id == event.account_id))
+    if row is None:
+        uow.execute(totals.insert().values(account_id=event.account_id, total=event.amount))
+    else:
+        uow.execute(totals.update().where(totals.c.account_id == event.account_id)
+                    .values(total=row["total"] + event.amount))
+
+
+@ledger.route("GET", "/totals/{account_id}")
+async def total(account_id: str, uow: UnitOfWork) -> int | None:
+    row = await uow.fetch_one(select(totals).where(totals.c.account_id == account_id))
+    return row["total"] if row else None
+
+
+SYSTEM = System("toy", [bank, ledger])
+
+
+async def test_routes_events_projection_and_timers(tmp_path: Path) -> None:
+    clock = VirtualClock()
+    async with Runtime(SYSTEM, tmp_path, clock=clock) as runtime:
+        client = runtime.client("bank")
+        for amount in (10, 20, 30, 40):
+            response = await client.post("/accounts/a1/deposits", json={"amount": amount})
+            assert response.status_code == 200, response.text
+        assert response.json() == {"balance": 100}
+        bad = await client.post("/accounts/a1/deposits", json={"amount": "lots"})
+        assert bad.status_code == 422 and bad.json()["error"] == "validation failed"
+        await runtime.settle()
+        ledger_client = runtime.client("ledger")
+        assert (await ledger_client.get("/totals/a1")).json() == 100
+        await clock.advance(61)
+        assert (await ledger_client.get("/totals/a1")).json() == 104
+        await runtime.rebuild("totals")
+        assert (await ledger_client.get("/totals/a1")).json() == 104
