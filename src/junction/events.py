@@ -29,7 +29,7 @@ class UnknownEventError(LookupError):
 class Event(BaseModel):
     """Base of every event payload; fields serialise in camelCase as the contracts say."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+    model_config = ConfigDict(alias_generator=to_camel, validate_by_name=True, validate_by_alias=True, frozen=True)
 
     event_name: ClassVar[str]
     schema_version: ClassVar[int] = 1

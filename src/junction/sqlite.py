@@ -13,7 +13,6 @@ same transaction as the events.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 import time
@@ -30,6 +29,7 @@ from sqlalchemy.sql import Executable
 
 from junction.errors import ConcurrencyError, StoreError
 from junction.events import Envelope, dumps
+from junction.signal import Signal
 from junction.store import ANY_VERSION, Batch, Parked, Snapshot, Store, Timer
 
 PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA busy_timeout=5000",
@@ -114,7 +114,7 @@ class SqliteStore(Store):
         self.path = Path(path)
         self._conn: Connection | None = None
         self._raw: sqlite3.Connection | None = None
-        self._appended = asyncio.Event()
+        self._appended = Signal()
 
     # -- life cycle ------------------------------------------------------------------------------
     async def open(self) -> None:
@@ -234,8 +234,7 @@ class SqliteStore(Store):
             if conn.in_transaction():
                 conn.rollback()
         if appended:
-            self._appended.set()
-            self._appended = asyncio.Event()
+            self._appended.notify()
         return appended
 
     def _version(self, stream: str) -> int:
@@ -265,10 +264,7 @@ class SqliteStore(Store):
 
     async def wait_for_append(self, timeout: float) -> None:
         """Return when new events were committed by this process, or after ``timeout`` seconds."""
-        try:
-            await asyncio.wait_for(self._appended.wait(), timeout)
-        except TimeoutError:
-            pass
+        await self._appended.wait(timeout)
 
     async def load_snapshot(self, stream: str) -> Snapshot | None:
         row = self.raw.execute(

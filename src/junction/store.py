@@ -9,7 +9,6 @@ transaction, or not at all.
 from __future__ import annotations
 
 import abc
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +17,7 @@ from sqlalchemy import MetaData
 from sqlalchemy.sql import Executable
 
 from junction.events import Envelope
+from junction.signal import Signal
 
 ANY_VERSION = -1  # expected version that accepts whatever the stream holds
 
@@ -107,7 +107,7 @@ class Store(abc.ABC):
     def __init__(self, service: str, metadata: MetaData | None = None) -> None:
         self.service = service
         self.metadata = metadata or MetaData()
-        self.timers_changed = asyncio.Event()  # set when a commit added timers
+        self.timers_changed = Signal()  # notified when a commit added timers
 
     @abc.abstractmethod
     async def open(self) -> None:

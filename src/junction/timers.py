@@ -36,10 +36,11 @@ class TimerWorker:
     async def run(self) -> None:
         """Fire timers until cancelled."""
         while True:
-            self.store.timers_changed.clear()
             async with self.clock.busy():
                 await self.fire_due()
             next_due = await self.store.next_due()
+            if next_due is not None and next_due <= self.clock.timestamp():
+                continue  # armed while we were firing
             waits = [asyncio.ensure_future(self.store.timers_changed.wait())]
             if next_due is not None:
                 waits.append(asyncio.ensure_future(self.clock.sleep_until(next_due)))

@@ -9,7 +9,7 @@ handler again on fresh state (see ``run_with_retries``).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.sql import Executable
@@ -47,6 +47,14 @@ class UnitOfWork:
     # -- time and ids ----------------------------------------------------------------------------
     def now(self) -> datetime:
         """The platform clock's now."""
+        return self.clock.now()
+
+    def event_time(self) -> datetime:
+        """When the handled event happened (a timer's due time; else now)."""
+        if self.message is not None:
+            return self.message.occurred_at
+        if self.timer is not None:
+            return datetime.fromtimestamp(self.timer.due, UTC)
         return self.clock.now()
 
     def new_id(self) -> str:
@@ -164,7 +172,7 @@ class UnitOfWork:
                 )
         self.committed = await self.store.commit(batch)
         if batch.timers:
-            self.store.timers_changed.set()
+            self.store.timers_changed.notify()
         for aggregate, version in committed_versions:
             aggregate.mark_committed(version)
         for action in self._after_commit:
