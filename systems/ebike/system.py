@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from junction.runtime import System
 
-from ebike.services import stations
+from ebike.services import accounting, auth, customers, rentals, stations, vehicles
 
 
 def build() -> System:
     """The ebike system definition."""
     return System(
         name="ebike",
-        services=[stations.service],
+        services=[auth.service, accounting.service, rentals.service, stations.service, vehicles.service,
+                  customers.service],
         port=4000,
         description="e-bike rentals with event-sourced accounting and autonomous a-bikes",
     )

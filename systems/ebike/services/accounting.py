@@ -1,0 +1,7 @@
+"""accounting: (being written)."""
+
+from __future__ import annotations
+
+from junction.service import Service
+
+service = Service("accounting", worker=5)

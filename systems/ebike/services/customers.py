@@ -1,0 +1,7 @@
+"""customers: (being written)."""
+
+from __future__ import annotations
+
+from junction.service import Service
+
+service = Service("customers", worker=4)
