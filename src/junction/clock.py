@@ -62,6 +62,9 @@ class Clock:
 class RealClock(Clock):
     """Wall-clock time."""
 
+    def timestamp(self) -> float:
+        return time.time()
+
 
 class ScaledClock(Clock):
     """Time that runs ``scale`` times faster than the wall clock, from its creation."""

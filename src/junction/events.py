@@ -44,6 +44,10 @@ class Event(BaseModel):
         """The JSON-ready payload (camelCase keys)."""
         return self.model_dump(mode="json", by_alias=True)
 
+    def payload_json(self) -> str:
+        """The payload as JSON text (camelCase keys)."""
+        return self.model_dump_json(by_alias=True)
+
 
 class EventRegistry:
     """Event classes by name, and upcasters by (name, from_version)."""

@@ -21,6 +21,7 @@ MAX_TIMESTAMP = (1 << 42) - 1
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _INDEX = {c: i for i, c in enumerate(ALPHABET)}
+_PAIRS = [a + b for a in ALPHABET for b in ALPHABET]  # two digits per division: ids are hot
 
 
 class SnowflakeParts(NamedTuple):
@@ -35,13 +36,14 @@ def encode(value: int) -> str:
     """Base62 text of a non-negative integer."""
     if value < 0:
         raise ValueError("ids are non-negative")
-    if value == 0:
-        return "0"
-    digits = []
-    while value:
-        value, rest = divmod(value, 62)
-        digits.append(ALPHABET[rest])
-    return "".join(reversed(digits))
+    if value < 62:
+        return ALPHABET[value]
+    pairs = []
+    while value >= 62:
+        value, rest = divmod(value, 3844)
+        pairs.append(_PAIRS[rest])
+    text = "".join(reversed(pairs))
+    return text if value == 0 else ALPHABET[value] + text if len(text) else ALPHABET[value]
 
 
 def decode(text: str) -> int:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 import structlog
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import BaseRoute, Mount, Route
 
 from junction.clock import Clock, RealClock, VirtualClock
@@ -105,10 +106,14 @@ class Runtime:
             self.clock.settle_hooks.append(self.settle)
 
     # -- life cycle ------------------------------------------------------------------------------
-    async def start(self) -> None:
-        """Open stores, serve the apps, start timers and consumers, run start hooks."""
+    async def open(self) -> None:
+        """Open (create or migrate) every hosted store, without starting any worker."""
         for service in self.services.values():
             await service.store.open()
+
+    async def start(self) -> None:
+        """Open stores, serve the apps, start timers and consumers, run start hooks."""
+        await self.open()
         for service in self.services.values():
             for spec in service.spec.subscriptions.values():
                 source = await self.source(spec.source)
@@ -257,9 +262,37 @@ class Runtime:
         async def status(request: Request) -> JSONResponse:
             return JSONResponse(await self.status())
 
+        async def rebuild(request: Request) -> StreamingResponse:
+            name = request.path_params["name"]
+            if name not in self.system.projections():
+                return JSONResponse({"error": f"unknown projection {name!r}"}, status_code=404)  # type: ignore[return-value]
+            return StreamingResponse(self._rebuild_progress(name), media_type="application/x-ndjson")
+
         extra = self.system.extra_routes(self) if self.system.extra_routes else []
-        routes: list[BaseRoute] = [Route("/health", health), Route("/_junction/status", status), *extra, *mounts]
+        routes: list[BaseRoute] = [
+            Route("/health", health), Route("/_junction/status", status),
+            Route("/_junction/projections/{name}/rebuild", rebuild, methods=["POST"]), *extra, *mounts,
+        ]
         return Starlette(routes=routes)
+
+    async def _rebuild_progress(self, name: str) -> AsyncIterator[bytes]:
+        """Run a rebuild, yielding NDJSON progress lines ``{"done": n, "total": m}``."""
+        updates: asyncio.Queue[tuple[int, int] | None] = asyncio.Queue()
+
+        async def run() -> None:
+            try:
+                await self.rebuild(name, lambda done, total: updates.put_nowait((done, total)))
+            finally:
+                updates.put_nowait(None)
+
+        task = asyncio.create_task(run())
+        last = None
+        while (update := await updates.get()) is not None:
+            if update != last:
+                last = update
+                yield (json.dumps({"done": update[0], "total": update[1]}) + "\n").encode()
+        await task
+        yield (json.dumps({"finished": True}) + "\n").encode()
 
     async def status(self) -> dict[str, Any]:
         """Per service: log head, consumers' positions and lag, parked messages, pending timers."""

@@ -29,6 +29,7 @@ from sqlalchemy.sql import Executable
 
 from junction.errors import ConcurrencyError, StoreError
 from junction.events import Envelope, dumps
+from junction.ids import encode
 from junction.signal import Signal
 from junction.store import ANY_VERSION, Batch, Parked, Snapshot, Store, Timer
 
@@ -38,7 +39,7 @@ PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA busy_
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     position INTEGER PRIMARY KEY,
-    id TEXT NOT NULL,
+    id INTEGER NOT NULL,
     stream TEXT NOT NULL,
     version INTEGER NOT NULL,
     type TEXT NOT NULL,
@@ -76,15 +77,15 @@ CREATE INDEX IF NOT EXISTS parked_key ON parked (subscription, key, id);
 
 EVENT_COLUMNS = "position, id, stream, version, type, key, occurred_at, schema_version, data, causation_id, correlation_id"
 INSERT_EVENT = (
-    "INSERT INTO events (id, stream, version, type, key, occurred_at, schema_version, data,"
-    " causation_id, correlation_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO events (position, id, stream, version, type, key, occurred_at, schema_version, data,"
+    " causation_id, correlation_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
 def envelope_from_row(row: Sequence[Any], source: str) -> Envelope:
     """An Envelope from an ``events`` row selected as EVENT_COLUMNS."""
     return Envelope(
-        position=row[0], id=row[1], stream=row[2], version=row[3], type=row[4], key=row[5],
+        position=row[0], id=encode(row[1]), stream=row[2], version=row[3], type=row[4], key=row[5],
         occurred_at=datetime.fromtimestamp(row[6], UTC), schema_version=row[7], data=json.loads(row[8]),
         causation_id=row[9], correlation_id=row[10], source=source,
     )
@@ -160,33 +161,15 @@ class SqliteStore(Store):
         return self._conn
 
     # -- writes ----------------------------------------------------------------------------------
-    async def commit(self, batch: Batch) -> list[Envelope]:
+    async def commit(self, batch: Batch) -> int:
         if batch.is_empty():
-            return []
+            return 0
         raw, conn = self.raw, self.connection
-        appended: list[Envelope] = []
+        appended = 0
         raw.execute("BEGIN IMMEDIATE")
         try:
-            for append in batch.appends:
-                version = append.expected_version
-                if version == ANY_VERSION:
-                    version = self._version(append.stream)
-                for new in append.events:
-                    version += 1
-                    try:
-                        cursor = raw.execute(INSERT_EVENT, (
-                            new.id, append.stream, version, new.type, new.key, new.occurred_at,
-                            new.schema_version, dumps(new.data), new.causation_id, new.correlation_id,
-                        ))
-                    except sqlite3.IntegrityError:
-                        raise ConcurrencyError(f"stream {append.stream}") from None
-                    appended.append(Envelope(
-                        id=new.id, type=new.type, stream=append.stream, version=version, key=new.key,
-                        occurred_at=datetime.fromtimestamp(new.occurred_at, UTC),
-                        schema_version=new.schema_version, data=new.data, source=self.service,
-                        position=cursor.lastrowid or 0, causation_id=new.causation_id,
-                        correlation_id=new.correlation_id,
-                    ))
+            if batch.appends:
+                appended = self._append(batch)
             for snap in batch.snapshots:
                 raw.execute(
                     "INSERT OR REPLACE INTO snapshots (stream, version, type, data) VALUES (?, ?, ?, ?)",
@@ -236,6 +219,27 @@ class SqliteStore(Store):
         if appended:
             self._appended.notify()
         return appended
+
+    def _append(self, batch: Batch) -> int:
+        """Insert every append of the batch; positions are assigned here, inside the write lock."""
+        raw = self.raw
+        position = raw.execute("SELECT max(position) FROM events").fetchone()[0] or 0
+        rows: list[tuple[Any, ...]] = []
+        for append in batch.appends:
+            version = append.expected_version
+            if version == ANY_VERSION:
+                version = self._version(append.stream)
+            for new in append.events:
+                version += 1
+                position += 1
+                rows.append((position, new.id, append.stream, version, new.type, new.key, new.occurred_at,
+                             new.schema_version, new.json, new.causation_id, new.correlation_id))
+        try:
+            raw.executemany(INSERT_EVENT, rows)
+        except sqlite3.IntegrityError:
+            streams = ", ".join(a.stream for a in batch.appends)
+            raise ConcurrencyError(f"stream {streams}") from None
+        return position
 
     def _version(self, stream: str) -> int:
         row = self.raw.execute("SELECT max(version) FROM events WHERE stream = ?", (stream,)).fetchone()

@@ -24,12 +24,12 @@ ANY_VERSION = -1  # expected version that accepts whatever the stream holds
 
 @dataclass(slots=True)
 class NewEvent:
-    """An event to append: everything but its log position."""
+    """An event to append: everything but its place in the stream and the log."""
 
-    id: str
+    id: int  # a Snowflake; printed in Base62 when read back
     type: str
     schema_version: int
-    data: dict[str, Any]
+    json: str  # the payload, already encoded
     key: str
     occurred_at: float
     causation_id: str | None = None
@@ -119,8 +119,8 @@ class Store(abc.ABC):
 
     # -- events --------------------------------------------------------------------------------
     @abc.abstractmethod
-    async def commit(self, batch: Batch) -> list[Envelope]:
-        """Write the batch in one transaction; the appended envelopes, with their positions."""
+    async def commit(self, batch: Batch) -> int:
+        """Write the batch in one transaction; the log position of its last event (0 if none)."""
 
     @abc.abstractmethod
     async def read_stream(self, stream: str, after_version: int = 0) -> list[Envelope]:

@@ -23,6 +23,7 @@ from tenacity import AsyncRetrying, stop_after_attempt, wait_exponential
 from junction.errors import ConcurrencyError
 from junction.events import Envelope
 from junction.service import Handler, SubscriptionSpec
+from junction.signal import Signal
 from junction.store import Batch, Store
 from junction.uow import UnitOfWork
 
@@ -59,6 +60,7 @@ class SubscriptionWorker:
         self.position = 0
         self._saved = 0
         self.caught_up = asyncio.Event()
+        self.progressed = Signal()  # notified whenever the position moves
         self.handled = 0
 
     async def run(self) -> None:
@@ -77,6 +79,7 @@ class SubscriptionWorker:
             for envelope in envelopes:
                 await self._process(envelope, parked_keys)
                 self.position = envelope.position
+                self.progressed.notify()
                 if self.position - self._saved >= self.checkpoint_every:
                     await self.flush()
 

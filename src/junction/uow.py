@@ -42,7 +42,7 @@ class UnitOfWork:
         self._aggregates: dict[str, Aggregate] = {}
         self._batch = Batch()
         self._after_commit: list[Callable[[], Awaitable[None]]] = []
-        self.committed: list[Envelope] = []
+        self.position = 0  # the log position of the last event committed
 
     # -- time and ids ----------------------------------------------------------------------------
     def now(self) -> datetime:
@@ -146,15 +146,16 @@ class UnitOfWork:
 
     # -- commit ----------------------------------------------------------------------------------
     def _new_event(self, event: Event, key: str) -> NewEvent:
-        correlation = self.message.correlation_id or self.message.id if self.message else None
+        message = self.message
         return NewEvent(
-            id=self.ids.next(), type=event.event_name, schema_version=event.schema_version,
-            data=event.payload(), key=key, occurred_at=self.clock.timestamp(),
-            causation_id=self.message.id if self.message else None, correlation_id=correlation,
+            id=self.ids.next_int(), type=event.event_name, schema_version=event.schema_version,
+            json=event.payload_json(), key=key, occurred_at=self.clock.timestamp(),
+            causation_id=message.id if message else None,
+            correlation_id=(message.correlation_id or message.id) if message else None,
         )
 
-    async def commit(self) -> list[Envelope]:
-        """Write everything in one transaction; the appended envelopes."""
+    async def commit(self) -> int:
+        """Write everything in one transaction; the log position of the last event appended (0 if none)."""
         batch = self._batch
         committed_versions: list[tuple[Aggregate, int]] = []
         for aggregate in self._aggregates.values():
@@ -170,14 +171,14 @@ class UnitOfWork:
                 batch.snapshots.append(
                     Snapshot(aggregate.stream, new_version, type(aggregate).__name__, aggregate.snapshot_data())
                 )
-        self.committed = await self.store.commit(batch)
+        self.position = await self.store.commit(batch)
         if batch.timers:
             self.store.timers_changed.notify()
         for aggregate, version in committed_versions:
             aggregate.mark_committed(version)
         for action in self._after_commit:
             await action()
-        return self.committed
+        return self.position
 
 
 async def run_with_retries(make_uow: Callable[[], UnitOfWork], work: Callable[[UnitOfWork], Awaitable[T]],

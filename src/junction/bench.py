@@ -1,0 +1,144 @@
+"""Benchmarks behind ``junction bench``: each prints a table and returns a JSON-ready dict.
+
+Every figure is printed next to the raw baseline measured in the same run, with their ratio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from junction.clock import RealClock
+from junction.events import Event
+from junction.ids import Snowflake
+from junction.sqlite import INSERT_EVENT, PRAGMAS, SCHEMA, SqliteStore
+from junction.uow import UnitOfWork
+
+Scenario = Callable[[Console, bool], Awaitable[dict[str, Any]]]
+
+
+class BenchRecorded(Event, name="BenchRecorded"):
+    """A small event, about the size of a payment."""
+
+    id: str
+    customer_id: str
+    amount: int
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    """The nearest-rank percentile of samples."""
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
+
+
+def raw_append(path: Path, total: int, per_transaction: int) -> float:
+    """Events/s with plain sqlite3: the same schema, pragmas and row content, no platform.
+
+    The baseline builds each row as a hand-written service would have to (a counter id, the
+    payload through ``json.dumps``) and inserts a transaction's rows with one ``executemany``.
+    """
+    connection = sqlite3.connect(path, isolation_level=None)
+    for pragma in PRAGMAS:
+        connection.execute(pragma)
+    connection.executescript(SCHEMA)
+    position = 0
+    started = time.perf_counter()
+    for batch in range(total // per_transaction):
+        rows = []
+        stream = f"s-{batch}"
+        for i in range(per_transaction):
+            position += 1
+            payload = json.dumps({"id": str(i), "customerId": "c", "amount": 100})
+            rows.append((position, str(position), stream, i + 1, "BenchRecorded", stream, time.time(), 1, payload,
+                         None, None))
+        connection.execute("BEGIN IMMEDIATE")
+        connection.executemany(INSERT_EVENT, rows)
+        connection.execute("COMMIT")
+    elapsed = time.perf_counter() - started
+    connection.close()
+    return total / elapsed
+
+
+async def unit_of_work_append(path: Path, total: int, per_transaction: int) -> float:
+    """Events/s appended through the unit of work (typed events, ids, envelopes, one commit each)."""
+    store = SqliteStore("bench", path)
+    await store.open()
+    clock, ids = RealClock(), Snowflake(1)
+    started = time.perf_counter()
+    for batch in range(total // per_transaction):
+        uow = UnitOfWork(store, clock, ids)
+        stream = f"s-{batch}"
+        uow.append(stream, *(BenchRecorded(id=str(i), customer_id="c", amount=100) for i in range(per_transaction)),
+                   expected_version=0)
+        await uow.commit()
+    elapsed = time.perf_counter() - started
+    await store.close()
+    return total / elapsed
+
+
+async def bench_append(console: Console, quick: bool) -> dict[str, Any]:
+    """Append throughput through the unit of work vs raw sqlite3 (1 and 100 events per transaction)."""
+    rows: dict[str, Any] = {}
+    table = Table("events per transaction", "raw sqlite3 (events/s)", "junction unit of work (events/s)", "ratio")
+    for per_transaction, total in ((1, 3_000 if quick else 20_000), (100, 20_000 if quick else 200_000)):
+        raws, ours = [], []
+        for repeat in range(1 if quick else 3):
+            with tempfile.TemporaryDirectory() as tmp:
+                raws.append(raw_append(Path(tmp) / f"raw{repeat}.db", total, per_transaction))
+                ours.append(await unit_of_work_append(Path(tmp) / f"uow{repeat}.db", total, per_transaction))
+        raw, our = statistics.median(raws), statistics.median(ours)
+        rows[str(per_transaction)] = {"raw_events_per_s": round(raw), "junction_events_per_s": round(our),
+                                      "ratio": round(our / raw, 3)}
+        table.add_row(str(per_transaction), f"{raw:,.0f}", f"{our:,.0f}", f"{our / raw:.2f}x")
+    console.print(table)
+    console.print("target: ratio >= 0.8 (median of runs; WAL, synchronous=NORMAL, same schema)")
+    return {"benchmark": "append", "per_transaction": rows}
+
+
+async def bench_e2e(console: Console, quick: bool) -> dict[str, Any]:
+    """Command accepted → projection updated, through ebike's stations service."""
+    from junction.runtime import Runtime
+    from junction.systems import load
+
+    samples: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        runtime = Runtime(load("ebike"), Path(tmp))
+        async with runtime:
+            stations = runtime.service("stations")
+            worker = stations.subscriptions["projection:stations:stations"]
+            client = runtime.client("stations")
+            for i in range(200 if quick else 2_000):
+                started = time.perf_counter()
+                response = await client.put("/stations", json={"name": f"s{i}", "positionX": i, "positionY": 1})
+                response.raise_for_status()
+                target = await stations.store.head()
+                while worker.position < target:
+                    await worker.progressed.wait(1.0)
+                samples.append((time.perf_counter() - started) * 1000)
+    p50, p99 = percentile(samples, 0.50), percentile(samples, 0.99)
+    table = Table("path", "samples", "p50 (ms)", "p99 (ms)", "target p99")
+    table.add_row("PUT /stations → stations projection updated", str(len(samples)), f"{p50:.2f}", f"{p99:.2f}", "≤ 20 ms")
+    console.print(table)
+    return {"benchmark": "e2e", "samples": len(samples), "p50_ms": round(p50, 3), "p99_ms": round(p99, 3)}
+
+
+async def bench_balance(console: Console, quick: bool) -> dict[str, Any]:
+    """Credit-balance query latency with a long history (see the accounting service)."""
+    from ebike.bench import balance  # the scenario lives with the system it measures
+
+    return await balance(console, quick)
+
+
+SCENARIOS: dict[str, Scenario] = {"append": bench_append, "balance": bench_balance, "e2e": bench_e2e}
+
+__all__ = ["SCENARIOS", "asyncio"]

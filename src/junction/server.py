@@ -1,0 +1,47 @@
+"""Serving a runtime over HTTP with uvicorn, and the run file that lets other commands find it."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from junction.clock import Clock
+from junction.runtime import Runtime, System
+
+RUN_FILE = "junction-run.json"
+
+
+def write_run_file(data_dir: Path, system: str, host: str, port: int) -> None:
+    """Record where a running system answers."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / RUN_FILE).write_text(json.dumps({"system": system, "pid": os.getpid(), "url": f"http://{host}:{port}"}))
+
+
+def running_url(data_dir: Path) -> str | None:
+    """The URL of the system running on ``data_dir``, if its process is alive."""
+    try:
+        info: dict[str, Any] = json.loads((data_dir / RUN_FILE).read_text())
+        os.kill(int(info["pid"]), 0)
+    except (OSError, ValueError, KeyError):
+        return None
+    return str(info["url"])
+
+
+async def serve(system: System, data_dir: Path, clock: Clock, host: str, port: int) -> None:
+    """Start the runtime, serve it until interrupted, then stop it cleanly."""
+    runtime = Runtime(system, data_dir, clock=clock)
+    await runtime.start()
+    config = uvicorn.Config(runtime.app, host=host, port=port, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    write_run_file(data_dir, system.name, host, port)
+    try:
+        await server.serve()
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            (data_dir / RUN_FILE).unlink()
+        await runtime.stop()
