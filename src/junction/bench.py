@@ -11,7 +11,7 @@ import sqlite3
 import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from junction.ids import Snowflake
 from junction.sqlite import INSERT_EVENT, PRAGMAS, SCHEMA, SqliteStore
 from junction.uow import UnitOfWork
 
-Scenario = Callable[[Console, bool], Awaitable[dict[str, Any]]]
+Scenario = Callable[[Console, bool], Coroutine[Any, Any, dict[str, Any]]]
 
 
 class BenchRecorded(Event, name="BenchRecorded"):
@@ -127,7 +127,8 @@ async def bench_e2e(console: Console, quick: bool) -> dict[str, Any]:
                 samples.append((time.perf_counter() - started) * 1000)
     p50, p99 = percentile(samples, 0.50), percentile(samples, 0.99)
     table = Table("path", "samples", "p50 (ms)", "p99 (ms)", "target p99")
-    table.add_row("PUT /stations → stations projection updated", str(len(samples)), f"{p50:.2f}", f"{p99:.2f}", "≤ 20 ms")
+    table.add_row("PUT /stations → stations projection updated", str(len(samples)), f"{p50:.2f}", f"{p99:.2f}",
+                  "≤ 20 ms")
     console.print(table)
     return {"benchmark": "e2e", "samples": len(samples), "p50_ms": round(p50, 3), "p99_ms": round(p99, 3)}
 

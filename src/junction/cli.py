@@ -6,6 +6,7 @@ Every command has ``--help``. Errors print one line and exit non-zero, never a t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import sys
@@ -86,10 +87,8 @@ def run(
         raise CliError(f"port {chosen} on {host} is in use (choose another with --port)")
     directory = data_dir_of(system, data_dir)
     console.print(f"[bold]{system}[/] on http://{host}:{chosen}  data: {directory}  time scale: {time_scale:g}")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(spec, directory, make_clock(time_scale), host, chosen))
-    except KeyboardInterrupt:
-        pass
 
 
 # -- status ---------------------------------------------------------------------------------------
@@ -150,10 +149,8 @@ def events_tail(
     unknown = set(names) - {s.name for s in spec.services}
     if unknown:
         raise CliError(f"{system} has no service {sorted(unknown)[0]!r}")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_tail(directory, names, last, follow))
-    except KeyboardInterrupt:
-        pass
 
 
 async def _tail(directory: Path, names: list[str], last: int, follow: bool) -> None:
@@ -256,7 +253,8 @@ def dlq_list(
         return
     table = Table("service", "subscription", "key", "event", "position", "attempts", "error")
     for row in rows:
-        table.add_row(*(str(row[c]) for c in ("service", "subscription", "key", "event", "position", "attempts", "error")))
+        columns = ("service", "subscription", "key", "event", "position", "attempts", "error")
+        table.add_row(*(str(row[c]) for c in columns))
     console.print(table)
 
 
@@ -305,7 +303,7 @@ def bench(
     runner = benches.SCENARIOS.get(scenario)
     if runner is None:
         raise CliError(f"unknown benchmark {scenario!r} (known: {', '.join(sorted(benches.SCENARIOS))})")
-    result = asyncio.run(runner(console, quick))
+    result: dict[str, Any] = asyncio.run(runner(console, quick))
     if as_json:
         print(json.dumps(result, separators=(",", ":")))
 

@@ -98,7 +98,8 @@ def _endpoint(spec: RouteSpec, make_uow: Callable[[], UnitOfWork]) -> Callable[[
     return endpoint
 
 
-def build_app(routes: list[RouteSpec], make_uow: Callable[[], UnitOfWork], extra: list[Route] | None = None) -> Starlette:
+def build_app(routes: list[RouteSpec], make_uow: Callable[[], UnitOfWork],
+              extra: list[Route] | None = None) -> Starlette:
     """A Starlette app serving the routes."""
     starlette_routes = [Route(r.path, _endpoint(r, make_uow), methods=[r.method]) for r in routes]
 

@@ -75,7 +75,9 @@ CREATE TABLE IF NOT EXISTS parked (
 CREATE INDEX IF NOT EXISTS parked_key ON parked (subscription, key, id);
 """
 
-EVENT_COLUMNS = "position, id, stream, version, type, key, occurred_at, schema_version, data, causation_id, correlation_id"
+EVENT_COLUMNS = (
+    "position, id, stream, version, type, key, occurred_at, schema_version, data, causation_id, correlation_id"
+)
 INSERT_EVENT = (
     "INSERT INTO events (position, id, stream, version, type, key, occurred_at, schema_version, data,"
     " causation_id, correlation_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -133,9 +135,11 @@ class SqliteStore(Store):
                 dbapi_connection.execute(pragma)
 
         self._conn = engine.connect()
-        self._raw = self._conn.connection.driver_connection  # type: ignore[assignment]
-        assert self._raw is not None
-        self._raw.executescript(SCHEMA)
+        driver = self._conn.connection.driver_connection
+        if not isinstance(driver, sqlite3.Connection):
+            raise StoreError("the SQLite store needs the sqlite3 driver")
+        self._raw = driver
+        driver.executescript(SCHEMA)
         self.metadata.create_all(self._conn)
         self._conn.commit()
 
@@ -200,11 +204,11 @@ class SqliteStore(Store):
                     batch.checkpoint,
                 )
             now = time.time()
-            for subscription, key, envelope, error, attempts in batch.park:
+            for subscription, key, envelope, failure, attempts in batch.park:
                 raw.execute(
                     "INSERT INTO parked (subscription, key, envelope, error, attempts, parked_at)"
                     " VALUES (?, ?, ?, ?, ?, ?)",
-                    (subscription, key, envelope_to_json(envelope), error, attempts, now),
+                    (subscription, key, envelope_to_json(envelope), failure, attempts, now),
                 )
             if batch.unpark:
                 raw.executemany("DELETE FROM parked WHERE id = ?", [(i,) for i in batch.unpark])

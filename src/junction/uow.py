@@ -99,9 +99,11 @@ class UnitOfWork:
         return aggregate
 
     # -- raw events and state --------------------------------------------------------------------
-    def append(self, stream: str, *events: Event, expected_version: int = ANY_VERSION, key: str | None = None) -> None:
+    def append(self, stream: str, *events: Event, expected_version: int = ANY_VERSION,
+               key: str | None = None) -> None:
         """Append events to a stream that no aggregate models (for example a log of positions)."""
-        self._batch.appends.append(Append(stream, expected_version, [self._new_event(e, key or stream) for e in events]))
+        new_events = [self._new_event(e, key or stream) for e in events]
+        self._batch.appends.append(Append(stream, expected_version, new_events))
 
     def execute(self, *statements: Executable) -> None:
         """Queue writes to the service's own tables."""

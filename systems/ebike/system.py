@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from junction.runtime import System
-
 from ebike.services import accounting, auth, customers, rentals, stations, vehicles
+from junction.runtime import System
 
 
 def build() -> System:

@@ -1,0 +1,35 @@
+# One entry point for every task; CI calls `make test` verbatim (through .ci/run).
+SHELL := /bin/bash
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := python3.11
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+PORT ?= 4000
+
+.PHONY: install run test lint typecheck unit bench clean
+
+install: ## install the locked dependencies into .venv
+	@command -v uv >/dev/null 2>&1 || test -x $(UV) || python3 -m pip install --quiet --user uv
+	@$(UV) sync --frozen --quiet
+
+run: install ## start ebike on the embedded default (http://localhost:4000)
+	$(UV) run --frozen junction run ebike --port $(PORT)
+
+lint: install
+	$(UV) run --frozen ruff check src systems tests
+
+typecheck: install
+	$(UV) run --frozen mypy
+
+test: lint typecheck ## lint, type-check and run every test
+	$(UV) run --frozen pytest
+
+unit: install ## the fast tests only
+	$(UV) run --frozen pytest tests/unit
+
+bench: install ## print the platform's benchmark figures
+	$(UV) run --frozen junction bench append
+	$(UV) run --frozen junction bench balance
+	$(UV) run --frozen junction bench e2e
+
+clean:
+	rm -rf .venv var .pytest_cache .mypy_cache .ruff_cache
