@@ -38,6 +38,14 @@ from junction.uow import UnitOfWork
 log = structlog.get_logger()
 
 
+StoreFactory = Callable[[Service, Path], Store]
+
+
+def sqlite_store(service: Service, data_dir: Path) -> Store:
+    """The embedded store of a service: ``<data_dir>/<service>.db``."""
+    return SqliteStore(service.name, data_dir / f"{service.name}.db", service.metadata)
+
+
 @dataclass
 class System:
     """A reference system: its services and how it is served."""
@@ -84,7 +92,7 @@ class Runtime:
 
     def __init__(self, system: System, data_dir: Path | str, clock: Clock | None = None,
                  only: list[str] | None = None, retry: RetryPolicy | None = None,
-                 poll_interval: float = 0.25) -> None:
+                 poll_interval: float = 0.25, store_factory: StoreFactory | None = None) -> None:
         self.system = system
         self.data_dir = Path(data_dir)
         self.clock = clock or RealClock()
@@ -92,10 +100,11 @@ class Runtime:
         self.poll_interval = poll_interval
         self.transport = Transport()
         hosted = only or [s.name for s in system.services]
+        self.store_factory = store_factory or sqlite_store
         self.services: dict[str, ServiceRuntime] = {}
         for spec in system.services:
             if spec.name in hosted:
-                store = SqliteStore(spec.name, self.data_dir / f"{spec.name}.db", spec.metadata)
+                store = self.store_factory(spec, self.data_dir)
                 self.services[spec.name] = ServiceRuntime(spec, store, Snowflake(spec.worker), self.clock,
                                                           self.transport)
         self._sources: dict[str, Store] = {}
@@ -167,15 +176,16 @@ class Runtime:
         for task in tasks:
             task.cancel()
         for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            if not task.done():
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
 
     async def source(self, name: str) -> Store:
         """The log of service ``name``: its store when hosted here, else its SQLite file."""
         if name in self.services:
             return self.services[name].store
         if name not in self._sources:
-            store = SqliteStore(name, self.data_dir / f"{name}.db", self.system.service(name).metadata)
+            store = self.store_factory(self.system.service(name), self.data_dir)
             await store.open()
             self._sources[name] = store
         return self._sources[name]
@@ -193,6 +203,9 @@ class Runtime:
         """Wait until every consumer has caught up with its source and no timer is due."""
         deadline = time.monotonic() + timeout
         while True:
+            for name, task in self._tasks.items():
+                if task.done() and not task.cancelled() and task.exception() is not None:
+                    raise RuntimeError(f"worker {name} died: {task.exception()!r}")
             if await self._quiet():
                 await asyncio.sleep(0)
                 if await self._quiet():

@@ -348,8 +348,14 @@ class SqliteStore(Store):
         return cursor.rowcount
 
     async def mark_parked_failed(self, parked_id: int, error: str, attempts: int) -> None:
-        self.raw.execute("UPDATE parked SET error = ?, attempts = attempts + ?, retry_requested = 0 WHERE id = ?",
-                         (error, attempts, parked_id))
+        raw = self.raw
+        raw.execute("BEGIN IMMEDIATE")
+        raw.execute("UPDATE parked SET error = ?, attempts = attempts + ? WHERE id = ?", (error, attempts, parked_id))
+        # the whole key waits again, behind its failing head
+        raw.execute(
+            "UPDATE parked SET retry_requested = 0 WHERE (subscription, key) = "
+            "(SELECT subscription, key FROM parked WHERE id = ?)", (parked_id,))
+        raw.execute("COMMIT")
 
     async def drop_parked(self, subscription: str, key: str) -> int:
         raw = self.raw

@@ -188,7 +188,7 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def mark_parked_failed(self, parked_id: int, error: str, attempts: int) -> None:
-        """Record another failed attempt of a parked message and clear its retry request."""
+        """Record another failed attempt of a parked message; its whole key waits again."""
 
     @abc.abstractmethod
     async def wait_for_append(self, timeout: float) -> None:
