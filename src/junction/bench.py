@@ -51,16 +51,15 @@ def raw_append(path: Path, total: int, per_transaction: int) -> float:
     for pragma in PRAGMAS:
         connection.execute(pragma)
     connection.executescript(SCHEMA)
-    position = 0
+    counter = 0
     started = time.perf_counter()
     for batch in range(total // per_transaction):
         rows = []
         stream = f"s-{batch}"
         for i in range(per_transaction):
-            position += 1
+            counter += 1
             payload = json.dumps({"id": str(i), "customerId": "c", "amount": 100})
-            rows.append((position, str(position), stream, i + 1, "BenchRecorded", stream, time.time(), 1, payload,
-                         None, None))
+            rows.append((counter, stream, i + 1, "BenchRecorded", stream, time.time(), 1, payload, None, None))
         connection.execute("BEGIN IMMEDIATE")
         connection.executemany(INSERT_EVENT, rows)
         connection.execute("COMMIT")

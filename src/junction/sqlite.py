@@ -79,8 +79,8 @@ EVENT_COLUMNS = (
     "position, id, stream, version, type, key, occurred_at, schema_version, data, causation_id, correlation_id"
 )
 INSERT_EVENT = (
-    "INSERT INTO events (position, id, stream, version, type, key, occurred_at, schema_version, data,"
-    " causation_id, correlation_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO events (id, stream, version, type, key, occurred_at, schema_version, data,"
+    " causation_id, correlation_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -225,9 +225,11 @@ class SqliteStore(Store):
         return appended
 
     def _append(self, batch: Batch) -> int:
-        """Insert every append of the batch; positions are assigned here, inside the write lock."""
+        """Insert every append of the batch; the position of the last one.
+
+        Positions are rowids handed out inside the write lock, so they follow commit order.
+        """
         raw = self.raw
-        position = raw.execute("SELECT max(position) FROM events").fetchone()[0] or 0
         rows: list[tuple[Any, ...]] = []
         for append in batch.appends:
             version = append.expected_version
@@ -235,15 +237,16 @@ class SqliteStore(Store):
                 version = self._version(append.stream)
             for new in append.events:
                 version += 1
-                position += 1
-                rows.append((position, new.id, append.stream, version, new.type, new.key, new.occurred_at,
+                rows.append((new.id, append.stream, version, new.type, new.key, new.occurred_at,
                              new.schema_version, new.json, new.causation_id, new.correlation_id))
         try:
+            if len(rows) == 1:
+                return raw.execute(INSERT_EVENT, rows[0]).lastrowid or 0
             raw.executemany(INSERT_EVENT, rows)
         except sqlite3.IntegrityError:
             streams = ", ".join(a.stream for a in batch.appends)
             raise ConcurrencyError(f"stream {streams}") from None
-        return position
+        return int(raw.execute("SELECT last_insert_rowid()").fetchone()[0])
 
     def _version(self, stream: str) -> int:
         row = self.raw.execute("SELECT max(version) FROM events WHERE stream = ?", (stream,)).fetchone()
