@@ -101,7 +101,8 @@ class SubscriptionWorker:
         try:
             await self._deliver(envelope, handler)
         except HandlerFailed as failure:
-            log.warning("parked", subscription=self.name, key=envelope.key, event_type=envelope.type, error=str(failure))
+            log.warning("parked", subscription=self.name, key=envelope.key, event_type=envelope.type,
+                        error=str(failure))
             await self.store.commit(
                 Batch(park=[(self.name, envelope.key, envelope, str(failure), self.policy.attempts)])
             )
