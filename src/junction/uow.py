@@ -37,6 +37,7 @@ class UnitOfWork:
         self.clock = clock
         self.ids = ids
         self.message = message  # the event being handled, if any
+        self._instant = clock.timestamp()  # a unit of work happens at one instant
         self.timer: Timer | None = None  # the timer being fired, if any
         self._transport = transport
         self._aggregates: dict[str, Aggregate] = {}
@@ -46,8 +47,8 @@ class UnitOfWork:
 
     # -- time and ids ----------------------------------------------------------------------------
     def now(self) -> datetime:
-        """The platform clock's now."""
-        return self.clock.now()
+        """The instant of this unit of work (the platform clock when it began)."""
+        return datetime.fromtimestamp(self._instant, UTC)
 
     def event_time(self) -> datetime:
         """When the handled event happened (a timer's due time; else now)."""
@@ -55,7 +56,7 @@ class UnitOfWork:
             return self.message.occurred_at
         if self.timer is not None:
             return datetime.fromtimestamp(self.timer.due, UTC)
-        return self.clock.now()
+        return self.now()
 
     def new_id(self) -> str:
         """A fresh Snowflake id (Base62)."""
@@ -151,7 +152,7 @@ class UnitOfWork:
         message = self.message
         return NewEvent(
             id=self.ids.next_int(), type=event.event_name, schema_version=event.schema_version,
-            json=event.payload_json(), key=key, occurred_at=self.clock.timestamp(),
+            json=event.payload_json(), key=key, occurred_at=self._instant,
             causation_id=message.id if message else None,
             correlation_id=(message.correlation_id or message.id) if message else None,
         )
