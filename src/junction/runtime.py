@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -18,15 +19,17 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Mount, Route
 
 from junction.clock import Clock, RealClock, VirtualClock
 from junction.events import Envelope
 from junction.http import build_app
 from junction.ids import Snowflake
+from junction.metrics import exposition
 from junction.service import Service
 from junction.sqlite import SqliteStore
 from junction.store import Store
@@ -267,6 +270,10 @@ class Runtime:
             service.app = build_app(service.spec.routes, service.uow)
             self.transport.add_app(service.spec.name, service.app)
             mounts.append(Mount(f"/{service.spec.name}", app=service.app))
+        for spec in self.system.services:  # services hosted by other processes, when configured
+            url = os.environ.get(f"JUNCTION_{spec.name.upper().replace('-', '_')}_URL")
+            if spec.name not in self.services and url:
+                self.transport.add_url(spec.name, url)
 
         async def health(request: Request) -> JSONResponse:
             return JSONResponse({"status": "ok", "time": self.clock.now().isoformat(),
@@ -274,6 +281,9 @@ class Runtime:
 
         async def status(request: Request) -> JSONResponse:
             return JSONResponse(await self.status())
+
+        async def metrics(request: Request) -> Response:
+            return Response(exposition(await self.status()), media_type=CONTENT_TYPE_LATEST)
 
         async def rebuild(request: Request) -> StreamingResponse:
             name = request.path_params["name"]
@@ -283,7 +293,7 @@ class Runtime:
 
         extra = self.system.extra_routes(self) if self.system.extra_routes else []
         routes: list[BaseRoute] = [
-            Route("/health", health), Route("/_junction/status", status),
+            Route("/health", health), Route("/metrics", metrics), Route("/_junction/status", status),
             Route("/_junction/projections/{name}/rebuild", rebuild, methods=["POST"]), *extra, *mounts,
         ]
         return Starlette(routes=routes)

@@ -90,3 +90,17 @@ async def test_routes_events_projection_and_timers(tmp_path: Path) -> None:
         assert (await ledger_client.get("/totals/a1")).json() == 104
         await runtime.rebuild("totals")
         assert (await ledger_client.get("/totals/a1")).json() == 104
+
+
+async def test_health_and_metrics(tmp_path: Path) -> None:
+    async with Runtime(SYSTEM, tmp_path, clock=VirtualClock()) as runtime:
+        await runtime.client("bank").post("/accounts/a2/deposits", json={"amount": 5})
+        await runtime.settle()
+        import httpx
+
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=runtime.app), base_url="http://t") as client:
+            health = (await client.get("/health")).json()
+            assert health["status"] == "ok" and health["time"].startswith("2026-01-01T08:00")
+            text = (await client.get("/metrics")).text
+        assert 'junction_log_head{service="bank"} 1.0' in text
+        assert 'junction_consumer_lag{service="ledger",source="bank",subscription="projection:totals:bank"} 0.0' in text
