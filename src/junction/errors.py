@@ -6,7 +6,9 @@
     └── HttpError               a handler's answer with a status and a message, e.g. 404 "vehicle not found"
         ├── NotFound            404
         ├── Conflict            409 (or the status the contract documents)
-        └── BadRequest          400
+        ├── BadRequest          400
+        ├── Unauthorized        401
+        └── Forbidden           403
 """
 
 from __future__ import annotations
@@ -57,3 +59,15 @@ class Conflict(HttpError):
     """409: the request conflicts with the current state."""
 
     status = 409
+
+
+class Unauthorized(HttpError):
+    """401: the caller is not who it must be (bad credentials, no session)."""
+
+    status = 401
+
+
+class Forbidden(HttpError):
+    """403: the caller may not do this."""
+
+    status = 403

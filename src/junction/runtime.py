@@ -140,8 +140,13 @@ class Runtime:
             for hook in service.spec.on_start:
                 await hook(service)
 
+    def _detach_clock(self) -> None:
+        if isinstance(self.clock, VirtualClock) and self.settle in self.clock.settle_hooks:
+            self.clock.settle_hooks.remove(self.settle)
+
     async def stop(self) -> None:
         """Stop workers (checkpoints saved) and close stores."""
+        self._detach_clock()
         await self._cancel(list(self._tasks))
         for service in self.services.values():
             for worker in service.subscriptions.values():
@@ -153,6 +158,7 @@ class Runtime:
 
     async def crash(self) -> None:
         """Stop abruptly, as a killed process would: no checkpoint is saved."""
+        self._detach_clock()
         await self._cancel(list(self._tasks))
         await self.transport.close()
         for store in {*(s.store for s in self.services.values()), *self._sources.values()}:

@@ -21,7 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import MetaData, create_engine, event, text
+from sqlalchemy import MetaData, Table, create_engine, event, text
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
@@ -231,12 +232,14 @@ class SqliteStore(Store):
         """
         raw = self.raw
         rows: list[tuple[Any, ...]] = []
+        versions: dict[str, int] = {}  # several appends to one stream in a batch follow each other
         for append in batch.appends:
             version = append.expected_version
             if version == ANY_VERSION:
-                version = self._version(append.stream)
+                version = versions[append.stream] if append.stream in versions else self._version(append.stream)
             for new in append.events:
                 version += 1
+                versions[append.stream] = version
                 rows.append((new.id, append.stream, version, new.type, new.key, new.occurred_at,
                              new.schema_version, new.json, new.causation_id, new.correlation_id))
         try:
@@ -289,6 +292,13 @@ class SqliteStore(Store):
             return conn.execute(statement).mappings().all()
         finally:
             conn.rollback()
+
+    def upsert(self, table: Table, values: dict[str, Any], keys: Sequence[str],
+               update: dict[str, Any] | None = None) -> Executable:
+        statement = sqlite_insert(table).values(**values)
+        if not update:
+            return statement.on_conflict_do_nothing(index_elements=list(keys))
+        return statement.on_conflict_do_update(index_elements=list(keys), set_=update)
 
     async def truncate(self, tables: Sequence[str]) -> None:
         conn = self.connection

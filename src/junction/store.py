@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, Table
 from sqlalchemy.sql import Executable
 
 from junction.events import Envelope
@@ -151,6 +151,12 @@ class Store(abc.ABC):
         """The first row of a query, or None."""
         rows = await self.fetch_all(statement)
         return rows[0] if rows else None
+
+    @abc.abstractmethod
+    def upsert(self, table: Table, values: dict[str, Any], keys: Sequence[str],
+               update: dict[str, Any] | None = None) -> Executable:
+        """A statement inserting ``values``, or on a clash of ``keys`` applying ``update``
+        (column → value or SQL expression, e.g. ``table.c.balance + 10``); None updates nothing."""
 
     @abc.abstractmethod
     async def truncate(self, tables: Sequence[str]) -> None:

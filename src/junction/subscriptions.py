@@ -28,6 +28,7 @@ from junction.store import Batch, Store
 from junction.uow import UnitOfWork
 
 log = structlog.get_logger()
+CONFLICT_RETRIES = 8
 
 
 @dataclass(frozen=True)
@@ -123,18 +124,22 @@ class SubscriptionWorker:
             raise HandlerFailed(f"{type(error).__name__}: {error}") from error
 
     async def _handle_once(self, envelope: Envelope, handler: Handler, unpark: int | None) -> None:
-        uow = self.make_uow(envelope)
-        await handler(envelope.event, uow)
-        uow.batch.inbox.append((self.name, envelope.id))
-        if unpark is not None:
-            uow.batch.unpark.append(unpark)
-        try:
-            await uow.commit()
-        except ConcurrencyError:
-            if await self.store.in_inbox(self.name, envelope.id):
-                return  # handled meanwhile (a redelivery raced us): nothing more to do
-            raise
-        self.handled += 1
+        """One delivery; a lost optimistic race is not a failure: run on fresh state again."""
+        for _ in range(CONFLICT_RETRIES):
+            uow = self.make_uow(envelope)
+            await handler(envelope.event, uow)
+            uow.batch.inbox.append((self.name, envelope.id))
+            if unpark is not None:
+                uow.batch.unpark.append(unpark)
+            try:
+                await uow.commit()
+            except ConcurrencyError:
+                if await self.store.in_inbox(self.name, envelope.id):
+                    return  # handled meanwhile (a redelivery raced us): nothing more to do
+                continue
+            self.handled += 1
+            return
+        raise ConcurrencyError(f"{self.name}: {envelope.stream} kept changing under the handler")
 
     async def _retry_released(self) -> None:
         parked = await self.store.parked(self.name)

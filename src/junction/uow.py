@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from sqlalchemy import Table
 from sqlalchemy.sql import Executable
 
 from junction.aggregate import Aggregate
@@ -109,6 +110,11 @@ class UnitOfWork:
     def execute(self, *statements: Executable) -> None:
         """Queue writes to the service's own tables."""
         self._batch.statements.extend(statements)
+
+    def upsert(self, table: Table, values: dict[str, Any], keys: Sequence[str],
+               update: dict[str, Any] | None = None) -> None:
+        """Queue an insert that, when ``keys`` clash, applies ``update`` instead (or nothing)."""
+        self._batch.statements.append(self.store.upsert(table, values, keys, update))
 
     async def fetch_all(self, statement: Executable) -> Sequence[Any]:
         """Read the service's tables (committed state)."""

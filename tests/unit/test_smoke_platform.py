@@ -104,3 +104,26 @@ async def test_health_and_metrics(tmp_path: Path) -> None:
             text = (await client.get("/metrics")).text
         assert 'junction_log_head{service="bank"} 1.0' in text
         assert 'junction_consumer_lag{service="ledger",source="bank",subscription="projection:totals:bank"} 0.0' in text
+
+
+async def test_two_appends_to_one_stream_in_one_unit_of_work(tmp_path: Path) -> None:
+    async with Runtime(SYSTEM, tmp_path, clock=VirtualClock()) as runtime:
+        bank_runtime = runtime.service("bank")
+        uow = bank_runtime.uow()
+        uow.append("log-1", Deposited(account_id="x", amount=1))
+        uow.append("log-1", Deposited(account_id="x", amount=2))
+        await uow.commit()
+        events = await bank_runtime.store.read_stream("log-1")
+        assert [(e.version, e.data["amount"]) for e in events] == [(1, 1), (2, 2)]
+
+
+async def test_upsert_inserts_then_updates(tmp_path: Path) -> None:
+    async with Runtime(SYSTEM, tmp_path, clock=VirtualClock()) as runtime:
+        ledger_runtime = runtime.service("ledger")
+        for amount in (5, 7):
+            uow = ledger_runtime.uow()
+            uow.upsert(totals, {"account_id": "u", "total": amount}, ["account_id"],
+                       {"total": totals.c.total + amount})
+            await uow.commit()
+        row = await ledger_runtime.store.fetch_one(select(totals).where(totals.c.account_id == "u"))
+        assert row["total"] == 12

@@ -1,0 +1,1 @@
+"""The gateway block: the edge of a system (sessions, roles, resilience, GraphQL and REST)."""
