@@ -60,6 +60,14 @@ class System:
     commands: Any = None  # an optional Typer app with system-specific commands
     description: str = ""
 
+    def __post_init__(self) -> None:
+        for what, values in (("service name", [s.name for s in self.services]),
+                             ("Snowflake worker", [s.worker for s in self.services]),
+                             ("projection name", [p for s in self.services for p in s.projections])):
+            duplicates = sorted({str(v) for v in values if values.count(v) > 1})
+            if duplicates:
+                raise ValueError(f"{self.name}: {what} used twice: {', '.join(duplicates)}")
+
     def service(self, name: str) -> Service:
         """One service by name."""
         for service in self.services:

@@ -127,3 +127,14 @@ async def test_upsert_inserts_then_updates(tmp_path: Path) -> None:
             await uow.commit()
         row = await ledger_runtime.store.fetch_one(select(totals).where(totals.c.account_id == "u"))
         assert row["total"] == 12
+
+
+def test_a_system_refuses_ambiguous_definitions() -> None:
+    import pytest
+
+    twin = Service("bank", worker=3)
+    with pytest.raises(ValueError, match="service name used twice: bank"):
+        System("bad", [bank, twin])
+    same_worker = Service("other", worker=1)
+    with pytest.raises(ValueError, match="Snowflake worker used twice: 1"):
+        System("bad", [bank, same_worker])
