@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import FiniteFloat
 from sqlalchemy import Column, Float, Integer, String, Update, case, exists, literal, select, text
 
-from ebike.contracts.api import Dto, rfc3339
+from ebike.contracts.api import ActiveRentalOut, Dto, rfc3339
 from ebike.contracts.events import (
     CostUpdated,
     CustomerPositionUpdated,
@@ -26,7 +26,6 @@ from ebike.contracts.events import (
     RentalStopped,
     UserLoggedIn,
     UserRegistered,
-    VehicleType,
 )
 from junction.errors import NotFound
 from junction.service import Service
@@ -67,13 +66,7 @@ class PositionIn(Dto):
     position_y: FiniteFloat
 
 
-class CustomerRentalOut(Dto):
-    id: str
-    vehicle_id: str
-    customer_id: str
-    vehicle_type: VehicleType
-    start: str
-    cost: int
+class CustomerRentalOut(ActiveRentalOut):
     created_at: str
     updated_at: str
 

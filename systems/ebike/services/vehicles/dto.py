@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from ebike.contracts.api import Dto
+from ebike.contracts.api import ActiveRentalOut, Dto
 from ebike.contracts.events import Point, VehicleStatus, VehicleType
 
 
@@ -22,17 +22,6 @@ class ABikeRequestIn(Dto):
     customer_id: str = Field(min_length=1)
     position_x: float = Field(allow_inf_nan=False)
     position_y: float = Field(allow_inf_nan=False)
-
-
-class ActiveRentalOut(Dto):
-    """The rental a vehicle is in, as the rentals log told it."""
-
-    id: str
-    vehicle_id: str
-    customer_id: str
-    vehicle_type: VehicleType
-    start: str
-    cost: int
 
 
 class VehicleOut(Dto):

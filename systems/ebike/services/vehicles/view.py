@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Column, Float, Integer, String, and_, or_, select
 from sqlalchemy.sql import Select
 
-from ebike.contracts.api import rfc3339
+from ebike.contracts.api import ActiveRentalOut, rfc3339
 from ebike.contracts.events import (
     CostUpdated,
     Point,
@@ -24,7 +24,7 @@ from ebike.contracts.events import (
     VehicleDeleted,
     VehicleUpdated,
 )
-from ebike.services.vehicles.dto import ActiveRentalOut, VehicleOut
+from ebike.services.vehicles.dto import VehicleOut
 from ebike.services.vehicles.model import service
 from junction.uow import UnitOfWork
 
