@@ -27,8 +27,10 @@ from junction.uow import UnitOfWork
 Scenario = Callable[[Console, bool], Coroutine[Any, Any, dict[str, Any]]]
 
 
-class BenchRecorded(Event, name="BenchRecorded"):
+class BenchRecorded(Event):
     """A small event, about the size of a payment."""
+
+    event_name = "BenchRecorded"
 
     id: str
     customer_id: str

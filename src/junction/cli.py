@@ -19,6 +19,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -34,11 +35,20 @@ events_app = typer.Typer(no_args_is_help=True, help="Look at the events flowing 
 dlq_app = typer.Typer(no_args_is_help=True, help="Parked messages: list, retry or drop them.")
 app.add_typer(events_app, name="events")
 app.add_typer(dlq_app, name="dlq")
-console = Console()
-err = Console(stderr=True)
+# Pipes and files get wide lines: tables and one-line errors are not wrapped at 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 10_000)
 
 DataDir = Annotated[Path, typer.Option("--data-dir", help="Where the system keeps its SQLite files.")]
 DEFAULT_DATA = Path("var")
+
+
+def table(*columns: str) -> Table:
+    """A table whose cells wrap instead of being cut, so nothing is hidden in narrow terminals or pipes."""
+    result = Table()
+    for column in columns:
+        result.add_column(column, overflow="fold")
+    return result
 
 
 class CliError(Exception):
@@ -51,9 +61,9 @@ def data_dir_of(system: str, data_dir: Path | None) -> Path:
 
 
 def existing_data_dir(system: str, data_dir: Path | None) -> Path:
-    """The data directory, which must exist."""
+    """The data directory, which must hold at least one of the system's stores."""
     path = data_dir_of(system, data_dir)
-    if not path.is_dir():
+    if not any((path / f"{service.name}.db").exists() for service in systems.load(system).services):
         raise CliError(f"no data for {system} in {path} (start it with `junction run {system}` first)")
     return path
 
@@ -111,17 +121,17 @@ def status(
         console.print_json(json.dumps(report))
         return
     console.print(f"[bold]{system}[/] {'running at ' + url if url else 'not running'}  platform time {report['time']}")
-    table = Table("service", "log head", "consumer", "position", "lag", "parked", "next timer")
+    grid = table("service", "log head", "consumer", "position", "lag", "parked", "next timer")
     for name, service in report["services"].items():
         consumers = service["consumers"] or {"-": {"position": "", "lag": ""}}
         next_timer = service["next_timer"]
         when = datetime.fromtimestamp(next_timer, UTC).isoformat(timespec="seconds") if next_timer else "-"
         for index, (consumer, info) in enumerate(consumers.items()):
             first = index == 0
-            table.add_row(name if first else "", str(service["head"]) if first else "", consumer,
+            grid.add_row(name if first else "", str(service["head"]) if first else "", consumer,
                           str(info["position"]), str(info["lag"]), str(service["parked"]) if first else "",
                           when if first else "")
-    console.print(table)
+    console.print(grid)
 
 
 async def _offline(spec: System, directory: Path, action: Callable[[Runtime], Any]) -> Any:
@@ -251,11 +261,11 @@ def dlq_list(
     if not rows:
         console.print("no parked messages")
         return
-    table = Table("service", "subscription", "key", "event", "position", "attempts", "error")
+    grid = table("service", "subscription", "key", "event", "position", "attempts", "error")
     for row in rows:
         columns = ("service", "subscription", "key", "event", "position", "attempts", "error")
-        table.add_row(*(str(row[c]) for c in columns))
-    console.print(table)
+        grid.add_row(*(str(row[c]) for c in columns))
+    console.print(grid)
 
 
 @dlq_app.command("retry")
@@ -313,7 +323,7 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except (CliError, JunctionError, LookupError, httpx.HTTPError, OSError) as failure:
-        err.print(f"[red]error:[/] {failure}", highlight=False)
+        err.print(f"[red]error:[/] {escape(str(failure))}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except typer.Exit as done:
         sys.exit(done.exit_code)
@@ -323,5 +333,5 @@ def main() -> None:
         if hasattr(failure, "show") and hasattr(failure, "exit_code"):  # click's usage errors
             failure.show()
             sys.exit(failure.exit_code)
-        err.print(f"[red]error:[/] {type(failure).__name__}: {failure}", highlight=False)
+        err.print(f"[red]error:[/] {type(failure).__name__}: {escape(str(failure))}", highlight=False, soft_wrap=True)
         sys.exit(1)

@@ -1,7 +1,8 @@
 """Typed events: pydantic models registered by name, schema versions and upcasters.
 
-An ``Event`` subclass is a payload. Declaring ``class RentalStarted(Event, name="RentalStarted")``
-registers it; ``schema_version`` says which shape it has now. An upcaster turns an older stored
+An ``Event`` subclass is a payload. Declaring ``class RentalStarted(Event)`` registers it under its
+class name (or under ``event_name`` when the class sets one); ``schema_version`` says which shape
+it has now. An upcaster turns an older stored
 payload into the next version's dict, so old logs keep loading after a schema change.
 
 The ``Envelope`` is what the store keeps and what consumers receive: the payload plus its
@@ -31,13 +32,13 @@ class Event(BaseModel):
 
     model_config = ConfigDict(alias_generator=to_camel, validate_by_name=True, validate_by_alias=True, frozen=True)
 
-    event_name: ClassVar[str]
-    schema_version: ClassVar[int] = 1
+    event_name: ClassVar[str] = "Event"  # a subclass may set its own; its class name otherwise
+    schema_version: ClassVar[int] = 1  # raise it (and add an upcaster) when the payload's shape changes
 
-    def __init_subclass__(cls, name: str | None = None, version: int = 1, **kwargs: Any) -> None:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls.event_name = name or cls.__name__
-        cls.schema_version = version
+        if "event_name" not in cls.__dict__:
+            cls.event_name = cls.__name__
         registry.register(cls)
 
     def payload(self) -> dict[str, Any]:

@@ -237,11 +237,16 @@ class SqliteStore(Store):
             version = append.expected_version
             if version == ANY_VERSION:
                 version = versions[append.stream] if append.stream in versions else self._version(append.stream)
+            elif version > 0 and append.stream not in versions and self._version(append.stream) != version:
+                # the unique (stream, version) catches a stream that moved on; this catches one that is behind
+                raise ConcurrencyError(f"stream {append.stream} is not at version {version}")
             for new in append.events:
                 version += 1
                 versions[append.stream] = version
                 rows.append((new.id, append.stream, version, new.type, new.key, new.occurred_at,
                              new.schema_version, new.json, new.causation_id, new.correlation_id))
+        if not rows:
+            return 0
         try:
             if len(rows) == 1:
                 return raw.execute(INSERT_EVENT, rows[0]).lastrowid or 0

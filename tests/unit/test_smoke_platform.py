@@ -15,7 +15,8 @@ from junction.service import Service
 from junction.uow import UnitOfWork
 
 
-class Deposited(Event, name="TestDeposited"):
+class Deposited(Event):
+    event_name = "TestDeposited"
     account_id: str
     amount: int
 

@@ -14,7 +14,8 @@ from junction.service import Service
 from junction.uow import UnitOfWork
 
 
-class OrderPlaced(Event, name="ToyOrderPlaced"):
+class OrderPlaced(Event):
+    event_name = "ToyOrderPlaced"
     order_id: str
     customer: str
     seq: int

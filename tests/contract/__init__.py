@@ -1,0 +1,1 @@
+"""One contract suite for the store port, run against every store adapter."""
