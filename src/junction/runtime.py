@@ -57,13 +57,20 @@ class System:
     services: list[Service]
     port: int = 8000
     extra_routes: Callable[[Runtime], list[BaseRoute]] | None = None
-    commands: Any = None  # an optional Typer app with system-specific commands
+    commands: Any = None  # an optional Typer app with system-specific commands, run as `junction <name> ...`
+    # The system's public edge (e.g. a GraphQL gateway). When set, its routes are served and the
+    # services' internal HTTP APIs are no longer mounted under /<service> on the public app: they
+    # stay reachable in-process only (the transport, ``Runtime.client``).
+    gateway: Callable[[Runtime], list[BaseRoute]] | None = None
     description: str = ""
 
     def __post_init__(self) -> None:
-        for what, values in (("service name", [s.name for s in self.services]),
-                             ("Snowflake worker", [s.worker for s in self.services]),
-                             ("projection name", [p for s in self.services for p in s.projections])):
+        checks: list[tuple[str, list[object]]] = [
+            ("service name", [s.name for s in self.services]),
+            ("Snowflake worker", [s.worker for s in self.services]),
+            ("projection name", [p for s in self.services for p in s.projections]),
+        ]
+        for what, values in checks:
             duplicates = sorted({str(v) for v in values if values.count(v) > 1})
             if duplicates:
                 raise ValueError(f"{self.name}: {what} used twice: {', '.join(duplicates)}")
@@ -179,6 +186,10 @@ class Runtime:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    def spawn(self, name: str, work: Any) -> None:
+        """Run a background task for the runtime's lifetime (cancelled by stop); its death is logged."""
+        self._spawn(name, work)
+
     def _spawn(self, name: str, work: Any) -> None:
         task = asyncio.create_task(work, name=name)
         task.add_done_callback(self._on_done)
@@ -283,7 +294,8 @@ class Runtime:
         for service in self.services.values():
             service.app = build_app(service.spec.routes, service.uow)
             self.transport.add_app(service.spec.name, service.app)
-            mounts.append(Mount(f"/{service.spec.name}", app=service.app))
+            if self.system.gateway is None:
+                mounts.append(Mount(f"/{service.spec.name}", app=service.app))
         for spec in self.system.services:  # services hosted by other processes, when configured
             url = os.environ.get(f"JUNCTION_{spec.name.upper().replace('-', '_')}_URL")
             if spec.name not in self.services and url:
@@ -306,9 +318,10 @@ class Runtime:
             return StreamingResponse(self._rebuild_progress(name), media_type="application/x-ndjson")
 
         extra = self.system.extra_routes(self) if self.system.extra_routes else []
+        edge = self.system.gateway(self) if self.system.gateway else []
         routes: list[BaseRoute] = [
             Route("/health", health), Route("/metrics", metrics), Route("/_junction/status", status),
-            Route("/_junction/projections/{name}/rebuild", rebuild, methods=["POST"]), *extra, *mounts,
+            Route("/_junction/projections/{name}/rebuild", rebuild, methods=["POST"]), *extra, *mounts, *edge,
         ]
         return Starlette(routes=routes)
 

@@ -191,13 +191,14 @@ async def register(body: RegisterIn, uow: UnitOfWork) -> UserOut:
         raise Conflict("user already exists")
     password_hash = await hash_password(body.password)
     now = uow.clock.timestamp()
-    user = {"id": uow.new_id(), "username": body.username, "role": body.role, "last_login": None,
+    user_id = uow.new_id()
+    user = {"id": user_id, "username": body.username, "role": body.role, "last_login": None,
             "created_at": now, "updated_at": now}
     uow.execute(users.insert().values(**user, password_hash=password_hash))
     if body.bootstrap:
         uow.execute(bootstrap_claim.insert().values(slot=BOOTSTRAP_SLOT, user_id=user["id"]))
     token, logged_in = open_session(uow, user, now)
-    _announce(uow, user["id"], UserRegistered(id=user["id"], username=body.username, role=body.role), logged_in)
+    _announce(uow, user_id, UserRegistered(id=user_id, username=body.username, role=body.role), logged_in)
     return _out(user, token)
 
 

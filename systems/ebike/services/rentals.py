@@ -201,6 +201,8 @@ async def stop_rental(rental_id: str, body: StopRental, uow: UnitOfWork) -> Rent
     changes = {"ended_at": end, "updated_at": end}
     uow.execute(rentals.update().where(rentals.c.id == rental_id).values(**changes))
     row = await uow.fetch_one(select(rentals).where(rentals.c.id == rental_id))
+    if row is None:  # the row is written with the rental's first event
+        raise NotFound("rental not found")
     return _out({**row, **changes, "cost": rental.cost})
 
 

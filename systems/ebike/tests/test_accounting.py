@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from ebike.tests.conftest import Ebike
+from junction.sqlite import SqliteStore
 
 
 # -- helpers shared with test_rentals --------------------------------------------------------------
@@ -240,7 +241,9 @@ async def test_balance_query_reads_one_row_not_the_history(ebike: Ebike) -> None
         await ebike.call("accounting", "PUT", "/expenses", {"customerId": "c1", "rentalId": "r", "amount": 1})
     await hold(ebike, "c1", 10)
     statements: list[str] = []
-    raw = ebike.runtime.service("accounting").store.raw
+    store = ebike.runtime.service("accounting").store
+    assert isinstance(store, SqliteStore)
+    raw = store.raw
     raw.set_trace_callback(statements.append)
     try:
         assert await balance(ebike, "c1") == 287
