@@ -30,7 +30,8 @@ from junction.events import Envelope
 from junction.http import build_app
 from junction.ids import Snowflake
 from junction.metrics import exposition
-from junction.service import Service
+from junction.service import Service, SubscriptionSpec
+from junction.sources import LogSource, Source
 from junction.sqlite import SqliteStore
 from junction.store import Store
 from junction.subscriptions import RetryPolicy, SubscriptionWorker
@@ -42,6 +43,7 @@ log = structlog.get_logger()
 
 
 StoreFactory = Callable[[Service, Path], Store]
+SourceFactory = Callable[["ServiceRuntime", SubscriptionSpec], Source]  # broker sources (distributed)
 
 
 def sqlite_store(service: Service, data_dir: Path) -> Store:
@@ -110,7 +112,8 @@ class Runtime:
 
     def __init__(self, system: System, data_dir: Path | str, clock: Clock | None = None,
                  only: list[str] | None = None, retry: RetryPolicy | None = None,
-                 poll_interval: float = 0.25, store_factory: StoreFactory | None = None) -> None:
+                 poll_interval: float = 0.25, store_factory: StoreFactory | None = None,
+                 source_factory: SourceFactory | None = None) -> None:
         self.system = system
         self.data_dir = Path(data_dir)
         self.clock = clock or RealClock()
@@ -119,6 +122,7 @@ class Runtime:
         self.transport = Transport()
         hosted = only or [s.name for s in system.services]
         self.store_factory = store_factory or sqlite_store
+        self.source_factory = source_factory
         self.services: dict[str, ServiceRuntime] = {}
         for spec in system.services:
             if spec.name in hosted:
@@ -143,17 +147,23 @@ class Runtime:
         await self.open()
         for service in self.services.values():
             for spec in service.spec.subscriptions.values():
-                source = await self.source(spec.source)
-                worker = SubscriptionWorker(
-                    spec, service.store, source, service.uow, self.retry, poll_interval=self.poll_interval
-                )
-                service.subscriptions[spec.name] = worker
-                self._spawn(f"{service.spec.name}/{spec.name}", worker.run())
+                await self._start_worker(service, spec)
             service.timers = TimerWorker(service.store, self.clock, service.spec.timers, service.uow)
             self._spawn(f"{service.spec.name}/timers", service.timers.run())
         for service in self.services.values():
             for hook in service.spec.on_start:
                 await hook(service)
+
+    async def _start_worker(self, service: ServiceRuntime, spec: SubscriptionSpec) -> SubscriptionWorker:
+        if self.source_factory is not None:
+            source = self.source_factory(service, spec)
+        else:
+            source = LogSource(await self.source(spec.source), service.store, spec.name)
+        worker = SubscriptionWorker(spec, service.store, source, service.uow, self.retry,
+                                    poll_interval=self.poll_interval)
+        service.subscriptions[spec.name] = worker
+        self._spawn(f"{service.spec.name}/{spec.name}", worker.run())
+        return worker
 
     def _detach_clock(self) -> None:
         if isinstance(self.clock, VirtualClock) and self.settle in self.clock.settle_hooks:
@@ -251,7 +261,7 @@ class Runtime:
             if next_due is not None and next_due <= now:
                 return False
             for worker in service.subscriptions.values():
-                if worker.position < await worker.source.head() or not worker.caught_up.is_set():
+                if await worker.source.lag() > 0 or not worker.caught_up.is_set():
                     return False
                 if any(p.retry_requested for p in await service.store.parked(worker.name)):
                     return False
@@ -270,16 +280,12 @@ class Runtime:
         await service.store.truncate([t.name for t in spec.tables])
         total = 0
         for name in names:
-            await service.store.reset_checkpoint(name)
-            total += await (await self.source(owner.subscriptions[name].source)).head()
-        workers = []
-        for name in names:
-            sub = owner.subscriptions[name]
-            worker = SubscriptionWorker(sub, service.store, await self.source(sub.source), service.uow, self.retry,
-                                        poll_interval=self.poll_interval)
-            service.subscriptions[name] = worker
-            workers.append(worker)
-            self._spawn(f"{owner.name}/{name}", worker.run())
+            stopped = service.subscriptions.get(name)
+            if stopped is not None:
+                total += await stopped.source.rewind()
+            else:
+                await service.store.reset_checkpoint(name)
+        workers = [await self._start_worker(service, owner.subscriptions[name]) for name in names]
         while True:
             done = sum(w.position for w in workers)
             if progress:
@@ -350,9 +356,8 @@ class Runtime:
         for name, service in self.services.items():
             consumers = {}
             for sub_name, worker in service.subscriptions.items():
-                head = await worker.source.head()
                 consumers[sub_name] = {"source": worker.spec.source, "position": worker.position,
-                                       "lag": max(0, head - worker.position), "handled": worker.handled}
+                                       "lag": await worker.source.lag(), "handled": worker.handled}
             services[name] = {
                 "head": await service.store.head(),
                 "consumers": consumers,

@@ -24,6 +24,7 @@ from junction.errors import ConcurrencyError
 from junction.events import Envelope
 from junction.service import Handler, SubscriptionSpec
 from junction.signal import Signal
+from junction.sources import Source
 from junction.store import Batch, Store
 from junction.uow import UnitOfWork
 
@@ -47,48 +48,46 @@ class HandlerFailed(Exception):
 class SubscriptionWorker:
     """Runs one subscription of one service."""
 
-    def __init__(self, spec: SubscriptionSpec, store: Store, source: Store,
+    def __init__(self, spec: SubscriptionSpec, store: Store, source: Source,
                  make_uow: Callable[[Envelope], UnitOfWork], policy: RetryPolicy | None = None,
-                 checkpoint_every: int = 100, poll_interval: float = 0.25) -> None:
+                 poll_interval: float = 0.25) -> None:
         self.spec = spec
         self.name = spec.name
-        self.store = store
+        self.store = store  # the consumer's own store: inbox, parked messages, handler effects
         self.source = source
         self.make_uow = make_uow
         self.policy = policy or RetryPolicy()
-        self.checkpoint_every = checkpoint_every
         self.poll_interval = poll_interval
-        self.position = 0
-        self._saved = 0
         self.caught_up = asyncio.Event()
         self.progressed = Signal()  # notified whenever the position moves
         self.handled = 0
 
+    @property
+    def position(self) -> int:
+        """How far delivery got in the source."""
+        return self.source.position
+
     async def run(self) -> None:
         """Consume until cancelled."""
-        self.position = self._saved = await self.store.checkpoint(self.name)
+        await self.source.open()
         while True:
             await self._retry_released()
-            envelopes = await self.source.read_log(self.position, 256)
+            envelopes = await self.source.fetch(256)
             if not envelopes:
-                await self.flush()
+                await self.source.flush()
                 self.caught_up.set()
-                await self.source.wait_for_append(self.poll_interval)
+                await self.source.wait(self.poll_interval)
                 continue
             self.caught_up.clear()
             parked_keys = {p.key for p in await self.store.parked(self.name)}
             for envelope in envelopes:
                 await self._process(envelope, parked_keys)
-                self.position = envelope.position
+                await self.source.acknowledge(envelope)
                 self.progressed.notify()
-                if self.position - self._saved >= self.checkpoint_every:
-                    await self.flush()
 
     async def flush(self) -> None:
-        """Save the checkpoint if it moved."""
-        if self.position > self._saved:
-            await self.store.commit(Batch(checkpoint=(self.name, self.position)))
-            self._saved = self.position
+        """Save the source's progress."""
+        await self.source.flush()
 
     async def _process(self, envelope: Envelope, parked_keys: set[str]) -> None:
         handler = self.spec.handlers.get(envelope.type)
