@@ -1,0 +1,158 @@
+"""A local process supervisor: one OS process per service, restarted when it dies.
+
+``junction up <system> --distributed`` runs one; ``junction down`` asks it to stop (SIGTERM to the
+pid in its state file), and it stops its children in reverse start order. Restarts back off
+exponentially (1 s doubling to 30 s) and the backoff resets once a process has stayed up for a
+minute, so a crash loop does not spin while a one-off crash comes back at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+STABLE_AFTER = 60.0
+MAX_BACKOFF = 30.0
+
+
+@dataclass
+class ProcessSpec:
+    """How to run one supervised process."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    url: str | None = None  # where it answers HTTP, for the status view
+
+
+@dataclass
+class Supervised:
+    """A supervised process's live state."""
+
+    spec: ProcessSpec
+    process: asyncio.subprocess.Process | None = None
+    started_at: float = 0.0
+    restarts: int = 0
+    backoff: float = 1.0
+    state: str = "starting"
+    last_exit: int | None = None
+    restart_at: float = 0.0
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-ready view for status displays."""
+        alive = self.process is not None and self.process.returncode is None
+        return {"name": self.spec.name, "pid": self.process.pid if alive and self.process else None,
+                "state": self.state, "restarts": self.restarts, "last_exit": self.last_exit,
+                "uptime": round(time.monotonic() - self.started_at, 1) if alive else 0.0, "url": self.spec.url}
+
+
+class Supervisor:
+    """Starts processes, restarts the ones that die, stops them all on request."""
+
+    def __init__(self, specs: list[ProcessSpec], log_dir: Path, state_file: Path,
+                 on_change: Callable[[list[dict[str, Any]]], None] | None = None) -> None:
+        self.children = [Supervised(spec) for spec in specs]
+        self.log_dir = log_dir
+        self.state_file = state_file
+        self.on_change = on_change
+        self._stopping = asyncio.Event()
+
+    async def run(self) -> None:
+        """Supervise until ``stop`` is called or SIGTERM/SIGINT arrives."""
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self._stopping.set)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.state_file.write_text(json.dumps({"pid": os.getpid(), "children": [c.spec.name for c in self.children]}))
+        try:
+            for child in self.children:
+                await self._start(child)
+            while not self._stopping.is_set():
+                for child in self.children:
+                    await self._check(child)
+                self._changed()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), 0.5)
+        finally:
+            await self._stop_all()
+            with contextlib.suppress(FileNotFoundError):
+                self.state_file.unlink()
+
+    def stop(self) -> None:
+        """Ask the supervisor to stop everything."""
+        self._stopping.set()
+
+    def status(self) -> list[dict[str, Any]]:
+        """Every process's state."""
+        return [child.describe() for child in self.children]
+
+    async def _start(self, child: Supervised) -> None:
+        log = open(self.log_dir / f"{child.spec.name}.log", "ab")  # noqa: SIM115 - the child owns it
+        child.process = await asyncio.create_subprocess_exec(
+            *child.spec.argv, env={**os.environ, **child.spec.env}, stdout=log, stderr=log,
+            start_new_session=True,  # a Ctrl-C in the terminal reaches the supervisor only
+        )
+        log.close()
+        child.started_at = time.monotonic()
+        child.state = "running"
+
+    async def _check(self, child: Supervised) -> None:
+        process = child.process
+        if process is None or process.returncode is None:
+            if process is not None and time.monotonic() - child.started_at > STABLE_AFTER:
+                child.backoff = 1.0
+            return
+        child.last_exit = process.returncode
+        if child.state == "running":
+            child.state = "restarting"
+            child.restart_at = time.monotonic() + child.backoff
+        if time.monotonic() >= child.restart_at:
+            child.restarts += 1
+            child.backoff = min(MAX_BACKOFF, child.backoff * 2)
+            await self._start(child)
+
+    async def _stop_all(self) -> None:
+        for child in reversed(self.children):
+            process = child.process
+            if process is not None and process.returncode is None:
+                process.terminate()
+        for child in reversed(self.children):
+            process = child.process
+            if process is None:
+                continue
+            try:
+                await asyncio.wait_for(process.wait(), 10)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+            child.state = "stopped"
+        self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change(self.status())
+
+
+def stop_running(state_file: Path, timeout: float = 30.0) -> bool:
+    """Ask the supervisor recorded in ``state_file`` to stop and wait for it; False if none runs."""
+    try:
+        pid = int(json.loads(state_file.read_text())["pid"])
+        os.kill(pid, signal.SIGTERM)
+    except (OSError, ValueError, KeyError):
+        return False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return True
+        time.sleep(0.2)
+    return False
