@@ -42,6 +42,14 @@ from junction.uow import UnitOfWork
 log = structlog.get_logger()
 
 
+LOCAL_CALLERS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def from_this_machine(request: Request) -> bool:
+    """True for loopback callers: operator endpoints (status, rebuild) are not for the public."""
+    return request.client is not None and request.client.host in LOCAL_CALLERS
+
+
 StoreFactory = Callable[[Service, Path], Store]
 SourceFactory = Callable[["ServiceRuntime", SubscriptionSpec], Source]  # broker sources (distributed)
 
@@ -311,16 +319,20 @@ class Runtime:
             return JSONResponse({"status": "ok", "time": self.clock.now().isoformat(),
                                  "system": self.system.name, "services": sorted(self.services)})
 
-        async def status(request: Request) -> JSONResponse:
+        async def status(request: Request) -> Response:
+            if not from_this_machine(request):
+                return JSONResponse({"error": "operator endpoints answer local callers only"}, status_code=403)
             return JSONResponse(await self.status())
 
         async def metrics(request: Request) -> Response:
             return Response(exposition(await self.status()), media_type=CONTENT_TYPE_LATEST)
 
-        async def rebuild(request: Request) -> StreamingResponse:
+        async def rebuild(request: Request) -> Response:
             name = request.path_params["name"]
+            if not from_this_machine(request):
+                return JSONResponse({"error": "operator endpoints answer local callers only"}, status_code=403)
             if name not in self.system.projections():
-                return JSONResponse({"error": f"unknown projection {name!r}"}, status_code=404)  # type: ignore[return-value]
+                return JSONResponse({"error": f"unknown projection {name!r}"}, status_code=404)
             return StreamingResponse(self._rebuild_progress(name), media_type="application/x-ndjson")
 
         extra = self.system.extra_routes(self) if self.system.extra_routes else []

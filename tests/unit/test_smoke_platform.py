@@ -139,3 +139,17 @@ def test_a_system_refuses_ambiguous_definitions() -> None:
     same_worker = Service("other", worker=1)
     with pytest.raises(ValueError, match="Snowflake worker used twice: 1"):
         System("bad", [bank, same_worker])
+
+
+async def test_operator_endpoints_answer_local_callers_only(tmp_path: Path) -> None:
+    import httpx
+
+    async with Runtime(SYSTEM, tmp_path, clock=VirtualClock()) as runtime:
+        local = httpx.ASGITransport(app=runtime.app, client=("127.0.0.1", 5000))
+        remote = httpx.ASGITransport(app=runtime.app, client=("203.0.113.9", 5000))
+        async with httpx.AsyncClient(transport=local, base_url="http://t") as client:
+            assert (await client.get("/_junction/status")).status_code == 200
+        async with httpx.AsyncClient(transport=remote, base_url="http://t") as client:
+            assert (await client.get("/_junction/status")).status_code == 403
+            assert (await client.post("/_junction/projections/totals/rebuild")).status_code == 403
+            assert (await client.get("/health")).status_code == 200
