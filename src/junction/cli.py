@@ -24,10 +24,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from junction import systems
-from junction.clock import make_clock
 from junction.errors import JunctionError
 from junction.runtime import Runtime, System
-from junction.server import running_url, serve
+from junction.server import clock_for, running_url, serve
 from junction.sqlite import SqliteStore
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="junction: event-driven microservices in Python.")
@@ -98,7 +97,7 @@ def run(
     directory = data_dir_of(system, data_dir)
     console.print(f"[bold]{system}[/] on http://{host}:{chosen}  data: {directory}  time scale: {time_scale:g}")
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(spec, directory, make_clock(time_scale), host, chosen))
+        asyncio.run(serve(spec, directory, clock_for(directory, time_scale), host, chosen))
 
 
 # -- status ---------------------------------------------------------------------------------------
@@ -316,6 +315,22 @@ def bench(
     result: dict[str, Any] = asyncio.run(runner(console, quick))
     if as_json:
         print(json.dumps(result, separators=(",", ":")))
+
+
+# -- systems' own commands -------------------------------------------------------------------------
+def mount_system_commands(target: typer.Typer) -> None:
+    """Mount each installed system's ``commands`` (a Typer app) as ``junction <system> ...``."""
+    for name in systems.available():
+        try:
+            spec = systems.load(name)
+        except Exception as failure:  # a broken system must not take the whole command line down
+            err.print(f"[yellow]warning:[/] system {name} could not be loaded: {failure}", highlight=False)
+            continue
+        if spec.commands is not None:
+            target.add_typer(spec.commands, name=name)
+
+
+mount_system_commands(app)
 
 
 def main() -> None:

@@ -67,15 +67,19 @@ class RealClock(Clock):
 
 
 class ScaledClock(Clock):
-    """Time that runs ``scale`` times faster than the wall clock, from its creation."""
+    """Time that runs ``scale`` times faster than the wall clock from ``origin`` (Unix seconds).
 
-    def __init__(self, scale: float, start: datetime | None = None) -> None:
+    At ``origin`` platform time equals wall time; processes (or restarts) given the same origin
+    and scale agree on platform time, so it never jumps back.
+    """
+
+    def __init__(self, scale: float, origin: float | None = None) -> None:
         super().__init__()
         if scale <= 0:
             raise ValueError("time scale must be positive")
         self.scale = scale
-        self._origin_wall = time.time()
-        self._origin = (start or datetime.now(UTC)).timestamp()
+        self._origin_wall = time.time() if origin is None else origin
+        self._origin = self._origin_wall
 
     def timestamp(self) -> float:
         return self._origin + (time.time() - self._origin_wall) * self.scale
@@ -143,8 +147,8 @@ class VirtualClock(Clock):
         await self.settle()
 
 
-def make_clock(time_scale: float | None = None) -> Clock:
-    """The clock for a run: real, or scaled when a time scale other than 1 is given."""
+def make_clock(time_scale: float | None = None, origin: float | None = None) -> Clock:
+    """The clock for a run: real, or scaled (from ``origin``) when a time scale other than 1 is given."""
     if time_scale is None or time_scale == 1:
         return RealClock()
-    return ScaledClock(time_scale)
+    return ScaledClock(time_scale, origin)

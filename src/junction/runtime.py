@@ -128,7 +128,7 @@ class Runtime:
         self.retry = retry or RetryPolicy()
         self.poll_interval = poll_interval
         self.transport = Transport()
-        hosted = only or [s.name for s in system.services]
+        hosted = [s.name for s in system.services] if only is None else only
         self.store_factory = store_factory or sqlite_store
         self.source_factory = source_factory
         self.services: dict[str, ServiceRuntime] = {}

@@ -5,15 +5,35 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 
-from junction.clock import Clock
+from junction.clock import Clock, make_clock
 from junction.runtime import Runtime, System
 
 RUN_FILE = "junction-run.json"
+CLOCK_FILE = "junction-clock.json"
+
+
+def clock_for(data_dir: Path, time_scale: float) -> Clock:
+    """The platform clock of a data directory: a scaled run keeps its origin across restarts, so
+    platform time never jumps back (timers and timestamps already stored stay in the past)."""
+    if time_scale == 1:
+        return make_clock()
+    record = data_dir / CLOCK_FILE
+    origin = None
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        saved = json.loads(record.read_text())
+        if float(saved["scale"]) == time_scale:
+            origin = float(saved["origin"])
+    if origin is None:
+        origin = time.time()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps({"scale": time_scale, "origin": origin}))
+    return make_clock(time_scale, origin)
 
 
 def write_run_file(data_dir: Path, system: str, host: str, port: int) -> None:

@@ -141,11 +141,12 @@ def test_scaled_clock_runs_faster() -> None:
     assert 5 <= moved / real <= 11  # about ten times as fast, however long the sleep overshot
 
 
-def test_scaled_clock_starts_where_asked() -> None:
-    clock = ScaledClock(100, start=START)
-    assert 0 <= clock.timestamp() - T0 < 60  # well below a real minute's worth of scaled drift
-    assert clock.now().tzinfo is not None
-    assert abs(clock.now().timestamp() - clock.timestamp()) < 10
+def test_scaled_clocks_with_one_origin_agree_and_run_ahead_of_the_wall() -> None:
+    origin = time.time() - 10  # started 10 real seconds ago
+    first, second = ScaledClock(100, origin), ScaledClock(100, origin)
+    assert abs(first.timestamp() - second.timestamp()) < 5  # two processes, one platform time
+    assert 900 <= first.timestamp() - origin < 1100  # 10 real seconds at x100
+    assert first.now().tzinfo is not None
 
 
 async def test_scaled_clock_sleep_takes_scaled_real_time() -> None:
