@@ -8,11 +8,17 @@ UV := python3 -m uv
 endif
 PORT ?= 4000
 
-.PHONY: install run test lint typecheck unit bench clean
+.PHONY: install browser run test lint typecheck unit bench clean
 
 install: ## install the locked dependencies into .venv
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check uv
 	@$(UV) sync --frozen --quiet
+
+browser: ## Debian's Chromium for the browser tests
+	@# Chromium from Debian's mirror, never a downloaded browser; skipped where there is no apt-get
+	@# (the browser tests then skip themselves).
+	@command -v chromium >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; }
 
 run: install ## start ebike on the embedded default (http://localhost:4000)
 	$(UV) run --frozen junction run ebike --port $(PORT)
@@ -23,7 +29,7 @@ lint: install
 typecheck: install
 	$(UV) run --frozen mypy
 
-test: lint typecheck ## lint, type-check and run every test
+test: lint typecheck browser ## lint, type-check and run every test
 	$(UV) run --frozen pytest
 
 unit: install ## the fast tests only

@@ -13,7 +13,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,6 +139,7 @@ class Runtime:
                                                           self.transport)
         self._sources: dict[str, Store] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self.quiet_checks: list[Callable[[], Awaitable[bool]]] = []  # more work in flight to wait for (outbox relays)
         self.started_at = time.time()
         self.app = self._build_app()
         if isinstance(self.clock, VirtualClock):
@@ -185,6 +186,8 @@ class Runtime:
             for worker in service.subscriptions.values():
                 with contextlib.suppress(Exception):
                     await worker.flush()
+                with contextlib.suppress(Exception):
+                    await worker.source.close()
         await self.transport.close()
         for store in {*(s.store for s in self.services.values()), *self._sources.values()}:
             await store.close()
@@ -193,6 +196,10 @@ class Runtime:
         """Stop abruptly, as a killed process would: no checkpoint is saved."""
         self._detach_clock()
         await self._cancel(list(self._tasks))
+        for service in self.services.values():
+            for worker in service.subscriptions.values():
+                with contextlib.suppress(Exception):
+                    await worker.source.close()  # drops broker connections; saves nothing
         await self.transport.close()
         for store in {*(s.store for s in self.services.values()), *self._sources.values()}:
             await store.close()
@@ -273,6 +280,9 @@ class Runtime:
                     return False
                 if any(p.retry_requested for p in await service.store.parked(worker.name)):
                     return False
+        for check in self.quiet_checks:
+            if not await check():
+                return False
         return True
 
     # -- projections -----------------------------------------------------------------------------

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from ebike.gateway import cli
+from ebike.gateway.app import gateway_routes
 from ebike.services import accounting, auth, customers, rentals, stations, vehicles
+from ebike.web import web_routes
 from junction.runtime import System
 
 
@@ -13,5 +16,9 @@ def build() -> System:
         services=[auth.service, accounting.service, rentals.service, stations.service, vehicles.service,
                   customers.service],
         port=4000,
+        # The public port serves the gateway (GraphQL at /graphql, the web UI at /); the services'
+        # internal APIs stay in-process. The web UI plugs in here: gateway_routes(web=...).
+        gateway=gateway_routes(web=lambda gateway: web_routes()),
+        commands=cli.app,
         description="e-bike rentals with event-sourced accounting and autonomous a-bikes",
     )

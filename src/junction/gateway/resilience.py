@@ -35,10 +35,14 @@ class BreakerState(enum.Enum):
 class CircuitBreaker:
     """Opens after ``failure_threshold`` failures in a row; tries again after ``reset_timeout`` s."""
 
-    def __init__(self, clock: Clock, failure_threshold: int = 5, reset_timeout: float = 30.0) -> None:
+    def __init__(self, clock: Clock, failure_threshold: int = 5, reset_timeout: float = 30.0,
+                 is_failure: Callable[[BaseException], bool] | None = None) -> None:
         self.clock = clock
         self.failure_threshold = failure_threshold
         self.reset_timeout = reset_timeout
+        # What counts against the upstream: by default every exception. A gateway passes a predicate
+        # so that an upstream's clean "404 not found" answer does not open the circuit.
+        self.is_failure = is_failure or (lambda error: True)
         self.failures = 0
         self.opened_at: float | None = None
         self._trial_running = False
@@ -60,13 +64,19 @@ class CircuitBreaker:
         self._trial_running = state is BreakerState.HALF_OPEN
         try:
             result = await action()
-        except Exception:
-            self._failed()
+        except Exception as error:
+            if self.is_failure(error):
+                self._failed()
+            else:
+                self._succeeded()
             raise
         finally:
             self._trial_running = False
-        self.failures, self.opened_at = 0, None
+        self._succeeded()
         return result
+
+    def _succeeded(self) -> None:
+        self.failures, self.opened_at = 0, None
 
     def _failed(self) -> None:
         self.failures += 1
@@ -125,16 +135,22 @@ class Upstream:
     """Calls to one upstream with timeout, retry (idempotent methods only) and a circuit breaker."""
 
     def __init__(self, name: str, clock: Clock, policy: Policy | None = None,
-                 retryable: Callable[[BaseException], bool] | None = None) -> None:
+                 retryable: Callable[[BaseException], bool] | None = None,
+                 is_failure: Callable[[BaseException], bool] | None = None) -> None:
         self.name = name
         self.policy = policy or Policy()
-        self.breaker = CircuitBreaker(clock, self.policy.failure_threshold, self.policy.reset_timeout)
+        self.breaker = CircuitBreaker(clock, self.policy.failure_threshold, self.policy.reset_timeout, is_failure)
         self._retryable = retryable or (lambda error: isinstance(error, OSError | TimeoutError))
 
     async def call(self, method: str, action: Callable[[], Awaitable[T]],
-                   fallback: Callable[[BaseException], T] | None = None) -> T:
-        """Run ``action``; on failure (or an open circuit) use ``fallback`` when given."""
-        attempts = 1 + (self.policy.retries if method.upper() in IDEMPOTENT else 0)
+                   fallback: Callable[[BaseException], T] | None = None, idempotent: bool | None = None) -> T:
+        """Run ``action``; on failure (or an open circuit) use ``fallback`` when given.
+
+        ``idempotent`` overrides what the method says: some contracts create with PUT, and a retried
+        create would create twice.
+        """
+        retry = method.upper() in IDEMPOTENT if idempotent is None else idempotent
+        attempts = 1 + (self.policy.retries if retry else 0)
 
         async def attempt() -> T:
             async with asyncio.timeout(self.policy.timeout):

@@ -18,6 +18,7 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from starlette.responses import Response
 
 COOKIE = "jwt"
 ALGORITHM = "RS256"
@@ -66,11 +67,15 @@ class TokenSigner:
         try:
             claims: dict[str, Any] = jwt.decode(
                 token, self._public, algorithms=[ALGORITHM],  # type: ignore[arg-type]
-                options={"require": ["exp"], "verify_exp": False},
+                # Time claims are checked against the platform clock below, not PyJWT's wall clock: under
+                # a time-scaled or virtual clock, a fresh token's iat is "in the future" of the wall.
+                options={"require": ["exp"], "verify_exp": False, "verify_iat": False, "verify_nbf": False},
             )
         except jwt.PyJWTError:
             return None
-        if claims["exp"] <= now:  # checked against the platform clock, not the wall clock
+        if not isinstance(claims["exp"], int | float) or claims["exp"] <= now:
+            return None
+        if isinstance(claims.get("nbf"), int | float) and claims["nbf"] > now:
             return None
         return claims
 
@@ -82,3 +87,22 @@ def token_from(headers: Mapping[str, str], cookies: Mapping[str, str]) -> str | 
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
     return cookies.get(COOKIE) or None
+
+
+@dataclass(frozen=True)
+class CookiePolicy:
+    """How the session cookie is written: httpOnly, SameSite=Lax, ``Secure`` when configured."""
+
+    name: str = COOKIE
+    max_age: int = 7 * 24 * 3600
+    secure: bool = False
+    path: str = "/"
+
+    def set(self, response: Response, token: str) -> None:
+        """Give the client its session cookie."""
+        response.set_cookie(self.name, token, max_age=self.max_age, path=self.path, secure=self.secure,
+                            httponly=True, samesite="lax")
+
+    def clear(self, response: Response) -> None:
+        """Delete the client's session cookie."""
+        response.delete_cookie(self.name, path=self.path, secure=self.secure, httponly=True, samesite="lax")

@@ -156,11 +156,13 @@ def _arm_charge(uow: UnitOfWork, rental: Rental, minute: int) -> None:
 @service.route("POST", "/rentals/start")
 async def start_rental(body: StartRental, uow: UnitOfWork) -> RentalOut:
     """Check customer and vehicle, hold the unlocking fee, then store the rental and arm its timers."""
-    if await _has_active(uow, rentals.c.customer_id, body.customer_id):
-        raise Conflict("customer already has an active rental")
+    # Spec section 6: the vehicle is looked up first (an unknown one is "not found" whoever asks),
+    # then the customer's active rental is checked before the vehicle's (scenario E4.5).
     vehicle = await uow.fetch_one(select(vehicles).where(vehicles.c.id == body.vehicle_id))
     if vehicle is None:
         raise NotFound("vehicle not found")
+    if await _has_active(uow, rentals.c.customer_id, body.customer_id):
+        raise Conflict("customer already has an active rental")
     if await _has_active(uow, rentals.c.vehicle_id, body.vehicle_id):
         raise Conflict("vehicle already rented")
     if not _rentable_by(vehicle, body.customer_id):

@@ -81,9 +81,9 @@ async def test_start_checks_in_order(ebike: Ebike) -> None:
     first, second = await vehicle(ebike), await vehicle(ebike)
     assert await start(ebike, "c1", "nope", expect=404) == {"error": "vehicle not found"}
     await start(ebike, "c1", first)
-    # the customer check comes before the vehicle checks (invariant 1)
+    # the customer check comes before the vehicle's rental check (invariant 1), after the lookup
     assert await start(ebike, "c1", first, expect=409) == {"error": "customer already has an active rental"}
-    assert await start(ebike, "c1", "nope", expect=409) == {"error": "customer already has an active rental"}
+    assert await start(ebike, "c1", "nope", expect=404) == {"error": "vehicle not found"}
     assert await start(ebike, "c1", second, expect=409) == {"error": "customer already has an active rental"}
     assert await start(ebike, "c2", first, expect=409) == {"error": "vehicle already rented"}  # invariant 2
     assert await balance(ebike, "c2") == 1000  # refused before any hold
@@ -268,3 +268,4 @@ async def test_a_stopped_vehicle_can_be_rented_again(ebike: Ebike) -> None:
     await ebike.settle()
     assert (await active(ebike, "c2") or {})["id"] == second["id"]
     assert [r["id"] for r in await ebike.call("rentals", "GET", "/customers/c1/rentals/past")] == [first["id"]]
+
