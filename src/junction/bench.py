@@ -5,7 +5,6 @@ Every figure is printed next to the raw baseline measured in the same run, with 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 import statistics
@@ -106,41 +105,11 @@ async def bench_append(console: Console, quick: bool) -> dict[str, Any]:
     return {"benchmark": "append", "per_transaction": rows}
 
 
-async def bench_e2e(console: Console, quick: bool) -> dict[str, Any]:
-    """Command accepted → projection updated, through ebike's stations service."""
-    from junction.runtime import Runtime
-    from junction.systems import load
+def scenarios() -> dict[str, Scenario]:
+    """The platform's benchmarks plus every installed system's (``System.benchmarks``)."""
+    from junction import systems
 
-    samples: list[float] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        runtime = Runtime(load("ebike"), Path(tmp))
-        async with runtime:
-            stations = runtime.service("stations")
-            worker = stations.subscriptions["projection:stations:stations"]
-            client = runtime.client("stations")
-            for i in range(200 if quick else 2_000):
-                started = time.perf_counter()
-                response = await client.put("/stations", json={"name": f"s{i}", "positionX": i, "positionY": 1})
-                response.raise_for_status()
-                target = await stations.store.head()
-                while worker.position < target:
-                    await worker.progressed.wait(1.0)
-                samples.append((time.perf_counter() - started) * 1000)
-    p50, p99 = percentile(samples, 0.50), percentile(samples, 0.99)
-    table = Table("path", "samples", "p50 (ms)", "p99 (ms)", "target p99")
-    table.add_row("PUT /stations → stations projection updated", str(len(samples)), f"{p50:.2f}", f"{p99:.2f}",
-                  "≤ 20 ms")
-    console.print(table)
-    return {"benchmark": "e2e", "samples": len(samples), "p50_ms": round(p50, 3), "p99_ms": round(p99, 3)}
-
-
-async def bench_balance(console: Console, quick: bool) -> dict[str, Any]:
-    """Credit-balance query latency with a long history (see the accounting service)."""
-    from ebike.bench import balance  # the scenario lives with the system it measures
-
-    return await balance(console, quick)
-
-
-SCENARIOS: dict[str, Scenario] = {"append": bench_append, "balance": bench_balance, "e2e": bench_e2e}
-
-__all__ = ["SCENARIOS", "asyncio"]
+    found: dict[str, Scenario] = {"append": bench_append}
+    for name in systems.available():
+        found.update(systems.load(name).benchmarks)
+    return found

@@ -309,9 +309,10 @@ def bench(
     """Measure a scenario and print its figures next to the raw baseline."""
     from junction import bench as benches
 
-    runner = benches.SCENARIOS.get(scenario)
+    known = benches.scenarios()
+    runner = known.get(scenario)
     if runner is None:
-        raise CliError(f"unknown benchmark {scenario!r} (known: {', '.join(sorted(benches.SCENARIOS))})")
+        raise CliError(f"unknown benchmark {scenario!r} (known: {', '.join(sorted(known))})")
     result: dict[str, Any] = asyncio.run(runner(console, quick))
     if as_json:
         print(json.dumps(result, separators=(",", ":")))

@@ -67,6 +67,8 @@ class System:
     services: list[Service]
     port: int = 8000
     extra_routes: Callable[[Runtime], list[BaseRoute]] | None = None
+    # `junction bench <name>` scenarios of this system: async (console, quick) -> JSON-ready figures
+    benchmarks: dict[str, Callable[..., Any]] = field(default_factory=dict)
     commands: Any = None  # an optional Typer app with system-specific commands, run as `junction <name> ...`
     # The system's public edge (e.g. a GraphQL gateway). When set, its routes are served and the
     # services' internal HTTP APIs are no longer mounted under /<service> on the public app: they

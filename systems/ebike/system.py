@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ebike import benchmarks
 from ebike.gateway import cli
 from ebike.gateway.app import gateway_routes
 from ebike.services import accounting, auth, customers, rentals, stations, vehicles
@@ -20,5 +21,6 @@ def build() -> System:
         # internal APIs stay in-process. The web UI plugs in here: gateway_routes(web=...).
         gateway=gateway_routes(web=lambda gateway: web_routes()),
         commands=cli.app,
+        benchmarks={"balance": benchmarks.balance, "e2e": benchmarks.e2e, "gateway": benchmarks.gateway},
         description="e-bike rentals with event-sourced accounting and autonomous a-bikes",
     )

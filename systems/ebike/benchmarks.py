@@ -1,0 +1,28 @@
+"""ebike's `junction bench` scenarios, imported lazily: they build the system they measure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+
+
+async def balance(console: Console, quick: bool) -> dict[str, Any]:
+    """Credit-balance latency with 10, 1,000 and 100,000 records."""
+    from ebike.bench import balance as run
+
+    return await run(console, quick)
+
+
+async def e2e(console: Console, quick: bool) -> dict[str, Any]:
+    """Command accepted → projection updated."""
+    from ebike.bench import e2e as run
+
+    return await run(console, quick)
+
+
+async def gateway(console: Console, quick: bool) -> dict[str, Any]:
+    """GraphQL through the gateway next to the same calls without it."""
+    from ebike.gateway.bench import gateway as run
+
+    return await run(console, quick)
