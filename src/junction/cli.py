@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import socket
 import sys
 import time
@@ -28,6 +29,7 @@ from junction.errors import JunctionError
 from junction.runtime import Runtime, System
 from junction.server import clock_for, running_url, serve
 from junction.sqlite import SqliteStore
+from junction.topology import Topology, clock_from_env
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="junction: event-driven microservices in Python.")
 events_app = typer.Typer(no_args_is_help=True, help="Look at the events flowing through a system.")
@@ -96,8 +98,60 @@ def run(
         raise CliError(f"port {chosen} on {host} is in use (choose another with --port)")
     directory = data_dir_of(system, data_dir)
     console.print(f"[bold]{system}[/] on http://{host}:{chosen}  data: {directory}  time scale: {time_scale:g}")
+    runtime = Runtime(spec, directory, clock=clock_for(directory, time_scale))
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(spec, directory, clock_for(directory, time_scale), host, chosen))
+        asyncio.run(serve(runtime, host, chosen))
+
+
+@app.command("serve")
+def serve_part(
+    system: Annotated[str, typer.Argument(help="The system, e.g. ebike.")],
+    service: Annotated[str, typer.Option("--service", help="The service this process hosts, or 'gateway'.")],
+    port: Annotated[int, typer.Option(help="HTTP port.")],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Keys, clock origin, SQLite files.")] = None,
+) -> None:
+    """Run ONE service (or the gateway) of a system in this process, configured by JUNCTION_* variables."""
+    spec = systems.load(system)
+    if service != "gateway":
+        spec.service(service)
+    directory = data_dir or Path(os.environ.get("JUNCTION_DATA_DIR", str(data_dir_of(system, None))))
+    topology = Topology.from_env()
+    only = [] if service == "gateway" else [service]
+    runtime = topology.runtime(spec, directory, clock_from_env(), only=only, edge=service == "gateway")
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(runtime, host, port, start=topology.start, run_file=service == "gateway"))
+
+
+@app.command()
+def up(
+    system: Annotated[str, typer.Argument(help="The system, e.g. ebike.")],
+    distributed: Annotated[bool, typer.Option("--distributed", help="PostgreSQL and Kafka, started for you.")] = False,
+    port: Annotated[int | None, typer.Option(help="The gateway's port (default: the system's own).")] = None,
+    first_service_port: Annotated[int, typer.Option(help="Services listen from this port up.")] = 5001,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Where the system keeps its files.")] = None,
+    time_scale: Annotated[float, typer.Option("--time-scale", help="Platform time runs this many times faster.")] = 1.0,
+) -> None:
+    """Run a system as one process per service plus its gateway, under a supervisor that restarts them."""
+    from junction.up import run_up
+
+    run_up(systems.load(system), data_dir_of(system, data_dir), port, first_service_port, time_scale, distributed,
+           console)
+
+
+@app.command()
+def down(
+    system: Annotated[str, typer.Argument(help="The system, e.g. ebike.")],
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Where the system keeps its files.")] = None,
+) -> None:
+    """Stop what `junction up` started for this system."""
+    from junction.supervisor import stop_running
+    from junction.up import STATE_FILE
+
+    systems.load(system)
+    if not stop_running(data_dir_of(system, data_dir) / STATE_FILE):
+        raise CliError(f"{system} is not running under `junction up` (no live supervisor)")
+    console.print(f"{system} stopped")
 
 
 # -- status ---------------------------------------------------------------------------------------

@@ -123,9 +123,12 @@ class Runtime:
     def __init__(self, system: System, data_dir: Path | str, clock: Clock | None = None,
                  only: list[str] | None = None, retry: RetryPolicy | None = None,
                  poll_interval: float = 0.25, store_factory: StoreFactory | None = None,
-                 source_factory: SourceFactory | None = None) -> None:
+                 source_factory: SourceFactory | None = None, edge: bool | None = None) -> None:
         self.system = system
         self.data_dir = Path(data_dir)
+        # Serve the system's gateway here (default: when it has one). A process that hosts one service
+        # of a distributed system serves that service's internal API under /<service> instead.
+        self.edge = system.gateway is not None if edge is None else edge and system.gateway is not None
         self.clock = clock or RealClock()
         self.retry = retry or RetryPolicy()
         self.poll_interval = poll_interval
@@ -245,6 +248,15 @@ class Runtime:
             self._sources[name] = store
         return self._sources[name]
 
+    async def pause_consumers(self, service: str, source: str | None = None) -> None:
+        """Stop a service's consumers (of one source, or all) until the runtime restarts: a lag made long,
+        for fault tests."""
+        spec = self.services[service].spec
+        names = [n for n, s in spec.subscriptions.items() if source is None or s.source == source]
+        await self._cancel([f"{service}/{n}" for n in names])
+        for name in names:
+            self.services[service].subscriptions.pop(name, None)
+
     def service(self, name: str) -> ServiceRuntime:
         """A hosted service by name."""
         return self.services[name]
@@ -320,7 +332,7 @@ class Runtime:
         for service in self.services.values():
             service.app = build_app(service.spec.routes, service.uow)
             self.transport.add_app(service.spec.name, service.app)
-            if self.system.gateway is None:
+            if not self.edge:
                 mounts.append(Mount(f"/{service.spec.name}", app=service.app))
         for spec in self.system.services:  # services hosted by other processes, when configured
             url = os.environ.get(f"JUNCTION_{spec.name.upper().replace('-', '_')}_URL")
@@ -348,7 +360,7 @@ class Runtime:
             return StreamingResponse(self._rebuild_progress(name), media_type="application/x-ndjson")
 
         extra = self.system.extra_routes(self) if self.system.extra_routes else []
-        edge = self.system.gateway(self) if self.system.gateway else []
+        edge = self.system.gateway(self) if self.edge and self.system.gateway else []
         routes: list[BaseRoute] = [
             Route("/health", health), Route("/metrics", metrics), Route("/_junction/status", status),
             Route("/_junction/projections/{name}/rebuild", rebuild, methods=["POST"]), *extra, *mounts, *edge,

@@ -6,13 +6,14 @@ import contextlib
 import json
 import os
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 
 from junction.clock import Clock, make_clock
-from junction.runtime import Runtime, System
+from junction.runtime import Runtime
 
 RUN_FILE = "junction-run.json"
 CLOCK_FILE = "junction-clock.json"
@@ -52,16 +53,18 @@ def running_url(data_dir: Path) -> str | None:
     return str(info["url"])
 
 
-async def serve(system: System, data_dir: Path, clock: Clock, host: str, port: int) -> None:
-    """Start the runtime, serve it until interrupted, then stop it cleanly."""
-    runtime = Runtime(system, data_dir, clock=clock)
-    await runtime.start()
+async def serve(runtime: Runtime, host: str, port: int,
+                start: Callable[[Runtime], Awaitable[None]] | None = None, run_file: bool = True) -> None:
+    """Start the runtime (``start``, default ``Runtime.start``), serve it until interrupted, stop it cleanly."""
+    await (start or Runtime.start)(runtime)
     config = uvicorn.Config(runtime.app, host=host, port=port, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
-    write_run_file(data_dir, system.name, host, port)
+    if run_file:
+        write_run_file(runtime.data_dir, runtime.system.name, host, port)
     try:
         await server.serve()
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            (data_dir / RUN_FILE).unlink()
+        if run_file:
+            with contextlib.suppress(FileNotFoundError):
+                (runtime.data_dir / RUN_FILE).unlink()
         await runtime.stop()

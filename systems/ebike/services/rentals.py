@@ -209,6 +209,13 @@ async def stop_rental(rental_id: str, body: StopRental, uow: UnitOfWork) -> Rent
 
 
 # -- queries ---------------------------------------------------------------------------------------
+@service.route("GET", "/vehicles/{vehicle_id}/rentals/active")
+async def vehicle_rental(vehicle_id: str, uow: UnitOfWork) -> RentalOut | None:
+    """The vehicle's active rental, or null (strongly consistent: vehicles asks before a delete)."""
+    row = await uow.fetch_one(select(rentals).where(rentals.c.vehicle_id == vehicle_id, _active))
+    return _out(row) if row is not None else None
+
+
 @service.route("GET", "/customers/{customer_id}/rentals/active")
 async def active_rental(customer_id: str, uow: UnitOfWork) -> RentalOut | None:
     """The customer's active rental, or null."""

@@ -142,3 +142,16 @@ async def test_stopped_abike_with_no_station_stays_available(ebike: Ebike) -> No
     await ebike.advance(5)
     stayed = await vehicle(ebike, abike["id"])
     assert (stayed["positionX"], stayed["positionY"], stayed["status"], stayed["target"]) == (8, 9, "AVAILABLE", None)
+
+
+
+async def test_a_vehicle_rented_a_moment_ago_cannot_be_deleted(ebike: Ebike) -> None:
+    """The twin learns of rentals from the rentals log, with a lag; the delete asks rentals itself."""
+    vehicle = await ebike.call("vehicles", "PUT", "/vehicles", {"type": "BIKE", "positionX": 1, "positionY": 1})
+    payment = await ebike.call("accounting", "PUT", "/payments", {"customerId": "c-race", "amount": 500})
+    await ebike.call("accounting", "PATCH", f"/payments/{payment['id']}", {"status": "CONFIRMED"})
+    await ebike.settle()
+    await ebike.runtime.pause_consumers("vehicles", source="rentals")  # the lag, made long
+    await ebike.call("rentals", "POST", "/rentals/start", {"customerId": "c-race", "vehicleId": vehicle["id"]})
+    refused = await ebike.call("vehicles", "DELETE", f"/vehicles/{vehicle['id']}", expect=409)
+    assert refused == {"error": "vehicle is in use"}

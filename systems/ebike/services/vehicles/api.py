@@ -81,6 +81,9 @@ async def delete_vehicle(vehicle_id: str, uow: UnitOfWork) -> VehicleOut:
         raise NotFound(VEHICLE_NOT_FOUND)
     if vehicle.status in IN_USE:
         raise Conflict("vehicle is in use")
+    # The twin learns of a rental from the rentals log, a moment after it starts: ask rentals itself.
+    if await uow.call("rentals").get(f"/vehicles/{quote(vehicle_id, safe='')}/rentals/active") is not None:
+        raise Conflict("vehicle is in use")
     vehicle.record(VehicleDeleted(id=vehicle.id))
     uow.execute(fleet.delete().where(fleet.c.id == vehicle_id))
     uow.cancel(tick_timer(vehicle_id))  # a CHARGING bike may be deleted: stop its charging ticks

@@ -1,0 +1,90 @@
+"""``junction up``: a system as one process per service plus its gateway, under a supervisor.
+
+With ``--distributed`` it first starts (installing when missing) a local PostgreSQL cluster and a
+Kafka broker on loopback; every process then gets its database and the broker through the same
+``JUNCTION_*`` variables the Kubernetes manifests use (see ``junction.topology``). Without it the
+processes share SQLite files, which needs no server at all. ``junction down`` stops everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from junction.clock import ScaledClock
+from junction.runtime import System
+from junction.server import clock_for
+from junction.supervisor import ProcessSpec, Supervisor
+
+STATE_FILE = "junction-up.json"
+INFRA_HOME = Path("var/infra")
+
+
+def _table(system: System, rows: list[dict[str, Any]]) -> Table:
+    grid = Table(title=f"{system.name}: one process per service (Ctrl-C or `junction down {system.name}` stops)")
+    for column in ("process", "state", "pid", "restarts", "uptime (s)", "url"):
+        grid.add_column(column)
+    for row in rows:
+        grid.add_row(row["name"], row["state"], str(row["pid"] or "-"), str(row["restarts"]), str(row["uptime"]),
+                     row["url"] or "")
+    return grid
+
+
+def process_specs(system: System, data_dir: Path, gateway_port: int, first_service_port: int,
+                  env: dict[str, str]) -> list[ProcessSpec]:
+    """The processes of a system: its services, then its gateway, all told where the others are."""
+    ports = {service.name: first_service_port + i for i, service in enumerate(system.services)}
+    peers = {f"JUNCTION_{name.upper().replace('-', '_')}_URL": f"http://127.0.0.1:{port}/{name}"
+             for name, port in ports.items()}
+    shared = {**env, **peers, "JUNCTION_DATA_DIR": str(data_dir)}
+
+    def command(service: str, port: int) -> list[str]:
+        return [sys.executable, "-m", "junction", "serve", system.name, "--service", service, "--port", str(port),
+                "--data-dir", str(data_dir)]
+
+    specs = [ProcessSpec(name, command(name, port), shared, f"http://127.0.0.1:{port}/{name}")
+             for name, port in ports.items()]
+    specs.append(ProcessSpec("gateway", command("gateway", gateway_port), shared, f"http://127.0.0.1:{gateway_port}/"))
+    return specs
+
+
+def run_up(system: System, data_dir: Path, port: int | None, first_service_port: int, time_scale: float,
+           distributed: bool, console: Console) -> None:
+    """Start the servers (when distributed) and the processes; supervise until stopped."""
+    env: dict[str, str] = {}
+    clock = clock_for(data_dir, time_scale)
+    if isinstance(clock, ScaledClock):
+        env |= {"JUNCTION_TIME_SCALE": str(time_scale), "JUNCTION_CLOCK_ORIGIN": str(clock._origin_wall)}
+    stops = []
+    if distributed:
+        from junction.infra.postgres import LocalPostgres
+        from junction.kafka.broker import KafkaBroker
+
+        with console.status("starting PostgreSQL (installing it first if needed)"):
+            postgres = LocalPostgres(home=(INFRA_HOME / "pg").resolve())
+            env["JUNCTION_DATABASE_URL"] = postgres.start()
+        stops.append(postgres.stop)
+        with console.status("starting Kafka (fetching the jars from Maven Central the first time)"):
+            broker = KafkaBroker(home=(INFRA_HOME / "kafka").resolve())
+            broker.start()
+        stops.append(broker.stop)
+        env["JUNCTION_KAFKA_BOOTSTRAP"] = broker.bootstrap
+    specs = process_specs(system, data_dir.resolve(), port or system.port, first_service_port, env)
+    with Live(_table(system, []), console=console, refresh_per_second=2) as live:
+        supervisor = Supervisor(specs, data_dir / "logs", data_dir / STATE_FILE,
+                                on_change=lambda rows: live.update(_table(system, rows)))
+        try:
+            with contextlib.suppress(KeyboardInterrupt):
+                asyncio.run(supervisor.run())
+        finally:
+            for stop in reversed(stops):
+                with contextlib.suppress(Exception):
+                    stop()
+    console.print(f"{system.name} stopped")
