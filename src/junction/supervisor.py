@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 STABLE_AFTER = 60.0
 MAX_BACKOFF = 30.0
 
@@ -31,6 +33,7 @@ class ProcessSpec:
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
     url: str | None = None  # where it answers HTTP, for the status view
+    health: str | None = None  # GET this until it answers 200: the process is then "ready"
 
 
 @dataclass
@@ -64,6 +67,7 @@ class Supervisor:
         self.state_file = state_file
         self.on_change = on_change
         self._stopping = asyncio.Event()
+        self._last_written: list[tuple[Any, ...]] = []
 
     async def run(self) -> None:
         """Supervise until ``stop`` is called or SIGTERM/SIGINT arrives."""
@@ -71,7 +75,7 @@ class Supervisor:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._stopping.set)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.state_file.write_text(json.dumps({"pid": os.getpid(), "children": [c.spec.name for c in self.children]}))
+        self._write_state()
         try:
             for child in self.children:
                 await self._start(child)
@@ -109,15 +113,26 @@ class Supervisor:
         if process is None or process.returncode is None:
             if process is not None and time.monotonic() - child.started_at > STABLE_AFTER:
                 child.backoff = 1.0
+            if child.state == "running" and await self._healthy(child):
+                child.state = "ready"
             return
         child.last_exit = process.returncode
-        if child.state == "running":
+        if child.state in ("running", "ready"):
             child.state = "restarting"
             child.restart_at = time.monotonic() + child.backoff
         if time.monotonic() >= child.restart_at:
             child.restarts += 1
             child.backoff = min(MAX_BACKOFF, child.backoff * 2)
             await self._start(child)
+
+    async def _healthy(self, child: Supervised) -> bool:
+        if child.spec.health is None:
+            return True
+        try:
+            async with httpx.AsyncClient(timeout=1.0) as client:
+                return (await client.get(child.spec.health)).status_code == 200
+        except httpx.HTTPError:
+            return False
 
     async def _stop_all(self) -> None:
         for child in reversed(self.children):
@@ -137,8 +152,20 @@ class Supervisor:
         self._changed()
 
     def _changed(self) -> None:
+        rows = self.status()
+        if [(r["name"], r["pid"], r["restarts"], r["state"]) for r in rows] != self._last_written:
+            self._write_state()
         if self.on_change is not None:
-            self.on_change(self.status())
+            self.on_change(rows)
+
+    def _write_state(self) -> None:
+        """Who runs: the supervisor's pid (for `junction down`) and each child's (for operators and tests)."""
+        rows = self.status()
+        self._last_written = [(r["name"], r["pid"], r["restarts"], r["state"]) for r in rows]
+        if not self._stopping.is_set() or self.state_file.exists():
+            temporary = self.state_file.with_suffix(".tmp")
+            temporary.write_text(json.dumps({"pid": os.getpid(), "children": rows}))
+            temporary.replace(self.state_file)
 
 
 def stop_running(state_file: Path, timeout: float = 30.0) -> bool:

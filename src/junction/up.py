@@ -49,9 +49,10 @@ def process_specs(system: System, data_dir: Path, gateway_port: int, first_servi
         return [sys.executable, "-m", "junction", "serve", system.name, "--service", service, "--port", str(port),
                 "--data-dir", str(data_dir)]
 
-    specs = [ProcessSpec(name, command(name, port), shared, f"http://127.0.0.1:{port}/{name}")
-             for name, port in ports.items()]
-    specs.append(ProcessSpec("gateway", command("gateway", gateway_port), shared, f"http://127.0.0.1:{gateway_port}/"))
+    specs = [ProcessSpec(name, command(name, port), shared, f"http://127.0.0.1:{port}/{name}",
+                         f"http://127.0.0.1:{port}/health") for name, port in ports.items()]
+    specs.append(ProcessSpec("gateway", command("gateway", gateway_port), shared, f"http://127.0.0.1:{gateway_port}/",
+                             f"http://127.0.0.1:{gateway_port}/health"))
     return specs
 
 
