@@ -8,7 +8,7 @@ UV := python3 -m uv
 endif
 PORT ?= 4000
 
-.PHONY: install browser run test lint typecheck unit bench clean
+.PHONY: install browser kafka kafka-up kafka-down postgres postgres-up postgres-down run test lint typecheck unit bench clean
 
 install: ## install the locked dependencies into .venv
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check uv
@@ -20,6 +20,26 @@ browser: ## Debian's Chromium for the browser tests
 	@command -v chromium >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; }
 
+kafka: install ## Java + Maven (Debian) and the Kafka broker's jars from Maven Central, cached in ~/.cache/junction
+	@command -v java >/dev/null 2>&1 && command -v mvn >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless maven >/dev/null; }
+	@scripts/kafka.sh install >/dev/null
+
+kafka-up: kafka ## start a single-node Kafka on 127.0.0.1:59092 (data in var/kafka)
+	scripts/kafka.sh start
+
+kafka-down: ## stop it
+	scripts/kafka.sh stop
+
+postgres: install ## PostgreSQL from Debian when missing (in CI a failure stops here; elsewhere its tests skip)
+	@scripts/postgres.sh install --optional >/dev/null
+
+postgres-up: postgres ## start the private PostgreSQL on 127.0.0.1:55432 (data in var/pg); the tests start it too
+	scripts/postgres.sh start
+
+postgres-down: ## stop it
+	scripts/postgres.sh stop
+
 run: install ## start ebike on the embedded default (http://localhost:4000)
 	$(UV) run --frozen junction run ebike --port $(PORT)
 
@@ -29,7 +49,7 @@ lint: install
 typecheck: install
 	$(UV) run --frozen mypy
 
-test: lint typecheck browser ## lint, type-check and run every test
+test: lint typecheck browser kafka postgres ## lint, type-check and run every test
 	$(UV) run --frozen pytest
 
 unit: install ## the fast tests only

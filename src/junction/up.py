@@ -24,7 +24,6 @@ from junction.server import clock_for
 from junction.supervisor import ProcessSpec, Supervisor
 
 STATE_FILE = "junction-up.json"
-INFRA_HOME = Path("var/infra")
 
 
 def _table(system: System, rows: list[dict[str, Any]]) -> Table:
@@ -66,14 +65,16 @@ def run_up(system: System, data_dir: Path, port: int | None, first_service_port:
     stops = []
     if distributed:
         from junction.infra.postgres import LocalPostgres
-        from junction.kafka.broker import KafkaBroker
+        from junction.kafka.broker import KafkaBroker, free_port
 
+        # The servers live in the data directory: a fresh directory is a fresh deployment, and two
+        # systems (or two copies of one) can be up at once on their own ports.
         with console.status("starting PostgreSQL (installing it first if needed)"):
-            postgres = LocalPostgres(home=(INFRA_HOME / "pg").resolve())
+            postgres = LocalPostgres(home=(data_dir / "pg").resolve())
             env["JUNCTION_DATABASE_URL"] = postgres.start()
         stops.append(postgres.stop)
         with console.status("starting Kafka (fetching the jars from Maven Central the first time)"):
-            broker = KafkaBroker(home=(INFRA_HOME / "kafka").resolve())
+            broker = KafkaBroker(home=(data_dir / "kafka").resolve(), port=free_port(), controller_port=free_port())
             broker.start()
         stops.append(broker.stop)
         env["JUNCTION_KAFKA_BOOTSTRAP"] = broker.bootstrap

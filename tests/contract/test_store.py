@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.sql import Executable
 
 from junction.aggregate import Aggregate
 from junction.clock import VirtualClock
@@ -696,6 +697,26 @@ async def test_unique_violation_in_a_statement_is_a_conflict_and_drops_the_event
     async with reopened(store, store_factory) as again:
         assert await again.head() == 0
         assert len(await again.fetch_all(select(ACCOUNTS))) == 1
+
+
+async def test_upsert_inserts_then_updates_or_does_nothing(store: Store, store_factory: StoreFactory) -> None:
+    def deposit(amount: int) -> Executable:
+        return store.upsert(ACCOUNTS, {"id": "acc-1", "email": "ann@example.com", "balance": amount}, ["id"],
+                            {"balance": ACCOUNTS.c.balance + amount})
+
+    await store.commit(Batch(statements=[deposit(10)]))  # inserted
+    await store.commit(Batch(statements=[deposit(5), deposit(1)]))  # a clash applies the update, in order
+    keep = store.upsert(ACCOUNTS, {"id": "acc-1", "email": "other@example.com", "balance": 0}, ["id"])
+    await store.commit(Batch(statements=[keep]))  # no update given: the clash changes nothing
+    assert [dict(r) for r in await store.fetch_all(select(ACCOUNTS))] == [
+        {"id": "acc-1", "email": "ann@example.com", "balance": 16},
+    ]
+    clash = store.upsert(ACCOUNTS, {"id": "acc-2", "email": "ann@example.com", "balance": 0}, ["id"])
+    with pytest.raises(ConcurrencyError):  # a unique column other than the keys still conflicts
+        await store.commit(Batch(appends=[append("tally-a", 0, "a1")], statements=[clash]))
+    async with reopened(store, store_factory) as again:
+        assert await again.head() == 0
+        assert [r["balance"] for r in await again.fetch_all(select(ACCOUNTS))] == [16]
 
 
 async def test_any_failing_statement_rolls_the_batch_back(store: Store) -> None:

@@ -1,4 +1,8 @@
-"""`junction up`: one process per service plus the gateway; a killed service comes back; `down` ends all."""
+"""`junction up`: one process per service plus the gateway; a killed service comes back; `down` ends all.
+
+Both topologies: SQLite files shared by the processes, and `--distributed` (PostgreSQL per service,
+Kafka between them, both started by `junction up`).
+"""
 
 from __future__ import annotations
 
@@ -42,15 +46,18 @@ def wait_for(check: Any, timeout: float = 60.0, what: str = "") -> Any:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-@pytest.fixture
-def running(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+@pytest.fixture(params=["sqlite-files", "distributed"])
+def running(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """ebike under `junction up`: on shared SQLite files, or on PostgreSQL and Kafka (`--distributed`)."""
     port, first = free_port(), free_port()
+    extra = ["--distributed"] if request.param == "distributed" else []
     process = subprocess.Popen(junction("up", "ebike", "--data-dir", str(tmp_path), "--port", str(port),
-                                        "--first-service-port", str(first + 100)),
+                                        "--first-service-port", str(first + 100), *extra),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: all(c["state"] == "ready" for c in children(tmp_path).values()), what="every process")
+        wait_for(lambda: all(c["state"] == "ready" for c in children(tmp_path).values()), timeout=180,
+                 what="every process")
         yield base, tmp_path
     finally:
         subprocess.run(junction("down", "ebike", "--data-dir", str(tmp_path)), capture_output=True, timeout=60)

@@ -1,0 +1,90 @@
+"""Where a system's events live on Kafka: bootstrap address, topic and group names, topic creation, the codec.
+
+One topic per source service (``<system>.<service>`` by default), keyed by stream id, the value the
+envelope's JSON; one consumer group per subscription (``<service>.<subscription>``). Every name can
+be set by environment variables, the same ones the Kubernetes manifests use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from junction.events import Envelope, dumps
+
+log = structlog.get_logger()
+TOPIC_ALREADY_EXISTS = 36
+
+
+@dataclass(frozen=True)
+class KafkaConfig:
+    """How one system talks to Kafka."""
+
+    system: str
+    bootstrap: str = "127.0.0.1:59092"
+    topic_template: str = "{system}.{service}"
+    group_template: str = "{service}.{subscription}"
+    partitions: int = 3
+    replication: int = 1
+
+    @classmethod
+    def from_env(cls, system: str) -> KafkaConfig:
+        """``JUNCTION_KAFKA_BOOTSTRAP``, ``_TOPIC_TEMPLATE``, ``_GROUP_TEMPLATE``, ``_PARTITIONS``, ``_REPLICATION``."""
+        env = os.environ.get
+        return cls(system, env("JUNCTION_KAFKA_BOOTSTRAP", cls.bootstrap),
+                   env("JUNCTION_KAFKA_TOPIC_TEMPLATE", cls.topic_template),
+                   env("JUNCTION_KAFKA_GROUP_TEMPLATE", cls.group_template),
+                   int(env("JUNCTION_KAFKA_PARTITIONS", str(cls.partitions))),
+                   int(env("JUNCTION_KAFKA_REPLICATION", str(cls.replication))))
+
+    def topic(self, service: str) -> str:
+        """The topic that carries ``service``'s events."""
+        return self.topic_template.format(system=self.system, service=service)
+
+    def group(self, service: str, subscription: str) -> str:
+        """The consumer group of one subscription of ``service``."""
+        return self.group_template.format(system=self.system, service=service, subscription=subscription)
+
+
+async def ensure_topic(config: KafkaConfig, topic: str, timeout: float = 30.0) -> int:
+    """Create ``topic`` unless it exists, wait until every partition has a leader; its partition count."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=config.bootstrap, client_id="junction-admin")
+    try:
+        await admin.start()
+        response = await admin.create_topics([NewTopic(topic, config.partitions, config.replication)])
+        for error in response.to_object()["topic_errors"]:
+            if error["error_code"] not in (0, TOPIC_ALREADY_EXISTS):
+                raise RuntimeError(f"creating topic {topic} failed: {error['error_message']} ({error['error_code']})")
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            described = await admin.describe_topics([topic])
+            partitions = described[0]["partitions"] if described and described[0]["error_code"] == 0 else []
+            if partitions and all(p["error_code"] == 0 and p["leader"] >= 0 for p in partitions):
+                return len(partitions)
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"topic {topic} has no leader after {timeout} s")
+            await asyncio.sleep(0.05)
+    finally:
+        await admin.close()
+
+
+def encode(envelope: Envelope) -> tuple[bytes, bytes]:
+    """The record's key (the stream id, so a stream stays in one partition, in order) and value."""
+    return envelope.stream.encode(), dumps(envelope.to_json()).encode()
+
+
+def decode(value: bytes) -> Envelope:
+    """The envelope a record carries (``position`` is the event's place in its source log)."""
+    raw = json.loads(value)
+    return Envelope(
+        id=raw["id"], type=raw["type"], stream=raw["stream"], version=raw["version"], key=raw["key"],
+        occurred_at=datetime.fromisoformat(raw["occurredAt"]), schema_version=raw["schemaVersion"],
+        data=raw["data"], source=raw.get("source", ""), position=raw.get("position", 0),
+        causation_id=raw.get("causationId"), correlation_id=raw.get("correlationId"),
+    )
