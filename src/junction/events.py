@@ -120,6 +120,16 @@ class Envelope:
         """The typed payload, upcast to the current schema."""
         return registry.load(self.type, self.schema_version, self.data)
 
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Envelope:
+        """The inverse of ``to_json`` (parked messages, broker records)."""
+        return cls(
+            id=raw["id"], type=raw["type"], stream=raw["stream"], version=raw["version"], key=raw["key"],
+            occurred_at=datetime.fromisoformat(raw["occurredAt"]), schema_version=raw["schemaVersion"],
+            data=raw["data"], source=raw.get("source", ""), position=raw.get("position", 0),
+            causation_id=raw.get("causationId"), correlation_id=raw.get("correlationId"),
+        )
+
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready view (for tails, DLQ listings and transports)."""
         return {

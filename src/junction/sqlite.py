@@ -102,12 +102,7 @@ def envelope_to_json(envelope: Envelope) -> str:
 def envelope_from_json(text_: str) -> Envelope:
     """The inverse of envelope_to_json."""
     raw = json.loads(text_)
-    return Envelope(
-        id=raw["id"], type=raw["type"], stream=raw["stream"], version=raw["version"], key=raw["key"],
-        occurred_at=datetime.fromisoformat(raw["occurredAt"]), schema_version=raw["schemaVersion"],
-        data=raw["data"], source=raw.get("source", ""), position=raw.get("position", 0),
-        causation_id=raw.get("causationId"), correlation_id=raw.get("correlationId"),
-    )
+    return Envelope.from_json(raw)
 
 
 class SqliteStore(Store):

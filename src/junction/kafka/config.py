@@ -11,7 +11,6 @@ import asyncio
 import json
 import os
 from dataclasses import dataclass
-from datetime import datetime
 
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -82,9 +81,4 @@ def encode(envelope: Envelope) -> tuple[bytes, bytes]:
 def decode(value: bytes) -> Envelope:
     """The envelope a record carries (``position`` is the event's place in its source log)."""
     raw = json.loads(value)
-    return Envelope(
-        id=raw["id"], type=raw["type"], stream=raw["stream"], version=raw["version"], key=raw["key"],
-        occurred_at=datetime.fromisoformat(raw["occurredAt"]), schema_version=raw["schemaVersion"],
-        data=raw["data"], source=raw.get("source", ""), position=raw.get("position", 0),
-        causation_id=raw.get("causationId"), correlation_id=raw.get("correlationId"),
-    )
+    return Envelope.from_json(raw)
