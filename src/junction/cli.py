@@ -26,6 +26,7 @@ from rich.table import Table
 
 from junction import systems
 from junction.errors import JunctionError
+from junction.logs import configure as configure_logging
 from junction.runtime import Runtime, System
 from junction.server import clock_for, running_url, serve
 from junction.sqlite import SqliteStore
@@ -390,6 +391,7 @@ mount_system_commands(app)
 
 def main() -> None:
     """Entry point: run the app, turning known errors into one line and exit code 1."""
+    configure_logging()
     try:
         app(standalone_mode=False)
     except (CliError, JunctionError, LookupError, httpx.HTTPError, OSError) as failure:
