@@ -25,7 +25,7 @@ from sqlalchemy import Column, Integer, MetaData, String, Table
 from junction.postgres import PostgresStore, database_dsn
 from junction.sqlite import SqliteStore
 from junction.store import Store
-from tests.contract.postgres_server import PostgresServer, postgres_database, postgres_server  # noqa: F401 (fixtures)
+from tests.contract.postgres_server import PostgresServer
 
 # The service's own tables, as a service would declare them with SQLAlchemy Core.
 METADATA = MetaData()

@@ -1,9 +1,10 @@
 """The real Kafka broker for tests: one single-node KRaft broker per pytest session, started on first use.
 
-Test modules that need it import the ``kafka_broker`` fixture. The jars come from Maven Central the
-first time and stay cached (``~/.cache/junction/kafka``); each session gets fresh storage under its
-temporary directory, ports that nothing else uses (so parallel sessions do not meet), and a broker
-tied to the session's process (it is terminated when the session dies).
+The repository's root ``conftest.py`` offers the ``kafka_broker`` fixture to every test (``tests/``
+and ``systems/``). The jars come from Maven Central the first time and stay cached
+(``~/.cache/junction/kafka``); each session gets fresh storage under its temporary directory,
+ports that nothing else uses (so parallel sessions do not meet), and a broker tied to the session's
+process (it is terminated when the session dies).
 """
 
 from __future__ import annotations

@@ -22,7 +22,6 @@ from junction.kafka.broker import KafkaBroker
 from junction.runtime import Runtime
 from junction.sources import LogSource, Source
 from junction.subscriptions import RetryPolicy
-from tests.contract.kafka_broker import kafka_broker  # noqa: F401  (the session's broker fixture)
 from tests.unit import toy
 
 FAST_RETRY = RetryPolicy(attempts=3, first_delay=0.001, max_delay=0.005)
@@ -278,7 +277,7 @@ def assert_each_once_in_order(mails: list[tuple[str, int]], customers: list[str]
 
 
 async def test_broker_stopped_and_restarted_mid_stream_loses_nothing(
-        kafka_broker: KafkaBroker, tmp_path: Path) -> None:  # noqa: F811
+        kafka_broker: KafkaBroker, tmp_path: Path) -> None:
     harness = KafkaHarness(kafka_broker)
     customers = ["ada", "ben", "cal", "dot"]
     rt = await harness.start(harness.runtime(tmp_path))
@@ -305,7 +304,7 @@ async def test_broker_stopped_and_restarted_mid_stream_loses_nothing(
 
 
 async def test_rebalances_move_partitions_without_loss_or_reordering(
-        kafka_broker: KafkaBroker, tmp_path: Path) -> None:  # noqa: F811
+        kafka_broker: KafkaBroker, tmp_path: Path) -> None:
     harness = KafkaHarness(kafka_broker)
     customers = [f"c{n}" for n in range(8)]
     orders = await harness.start(harness.runtime(tmp_path, only=["orders"]))

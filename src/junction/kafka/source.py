@@ -84,6 +84,11 @@ class KafkaSource(Source):
         with contextlib.suppress(KafkaError, TimeoutError):  # only for ``position``; ``lag`` seeds it again
             await bounded(self._seed(consumer.assignment()), self.timeout)
 
+    @property
+    def joined(self) -> bool:
+        """True once ``open`` has joined the group (and until ``close``)."""
+        return self._consumer is not None
+
     async def close(self) -> None:
         consumer, self._consumer = self._consumer, None
         self._buffer.clear()

@@ -4,23 +4,30 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 from junction.errors import JunctionError
 
+if TYPE_CHECKING:
+    from junction.runtime import StoreFactory
+
 app = typer.Typer(no_args_is_help=True, help="ebike's own commands.")
 console = Console()
 
 
-async def register_admin(data_dir: Path, username: str, password: str) -> dict[str, Any]:
-    """Register an ADMIN through auth's contract, in-process, on the system's data directory."""
+async def register_admin(data_dir: Path, username: str, password: str,
+                         stores: StoreFactory | None = None) -> dict[str, Any]:
+    """Register an ADMIN through auth's contract, in-process, on the system's data directory, in auth's
+    store: ``stores`` makes it, by default the topology's (PostgreSQL with ``JUNCTION_DATABASE_URL``)."""
     from ebike.system import build
     from junction.runtime import Runtime
+    from junction.topology import Topology
 
-    runtime = Runtime(build(), data_dir, only=["auth"])
+    system = build()
+    runtime = Runtime(system, data_dir, only=["auth"], store_factory=stores or Topology.from_env().stores(system))
     await runtime.open()
     try:
         response = await runtime.client("auth").post(

@@ -4,12 +4,18 @@ Clients talk to the runtime's public ASGI app (``/graphql``) in-process with htt
 own cookie jar, as browsers would. The RSA key pair is made once per test session, and auth's
 argon2 parameters are lowered for speed (hash cost is auth's concern, tested in test_auth.py):
 everything else runs as in production.
+
+The stack runs on either topology: ``embedded`` (SQLite stores, consumers reading the source
+service's log) or ``distributed`` (``Distributed``: PostgreSQL stores, and Kafka topics fed by each
+service's outbox relay, all in this process, as ``junction.topology`` assembles them).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,13 +23,16 @@ from typing import Any
 import httpx
 import pytest
 from argon2 import PasswordHasher
+from sqlalchemy.engine import make_url
 
 from ebike.gateway.app import Gateway, Settings
 from ebike.services import auth
 from ebike.system import build
 from junction.clock import VirtualClock
 from junction.gateway.sessions import KeyPair
-from junction.runtime import Runtime
+from junction.kafka import KafkaConfig, KafkaSource, kafka_sources, start_relays
+from junction.postgres import postgres_stores
+from junction.runtime import Runtime, SourceFactory, StoreFactory
 
 PASSWORD = "password123"
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
@@ -134,9 +143,28 @@ def fast_hashing() -> Iterator[None]:
         yield
 
 
+@dataclasses.dataclass(frozen=True)
+class Distributed:
+    """The distributed building blocks of one stack: service ``s`` keeps its state in database
+    ``<database>__<s>`` of ``dsn``'s server, and exchanges events over ``kafka``'s topics."""
+
+    dsn: str  # a fresh database of this test (its name is the prefix of the services' databases)
+    kafka: KafkaConfig
+
+    def stores(self) -> StoreFactory:
+        """The runtime's store factory."""
+        return postgres_stores(self.dsn, prefix=f"{make_url(self.dsn).database}__")
+
+    def sources(self) -> SourceFactory:
+        """The runtime's source factory."""
+        return kafka_sources(self.kafka)
+
+
 @contextlib.asynccontextmanager
-async def open_stack(data_dir: Path, settings: Settings) -> AsyncIterator[Stack]:
-    """Start ebike with its gateway configured by ``settings``; stop it afterwards."""
+async def open_stack(data_dir: Path, settings: Settings,
+                     distributed: Distributed | None = None) -> AsyncIterator[Stack]:
+    """Start ebike with its gateway configured by ``settings`` (embedded, or on ``distributed``'s
+    PostgreSQL and Kafka); stop it afterwards."""
     made: list[Gateway] = []
 
     def edge(runtime: Runtime) -> list[Any]:
@@ -146,13 +174,31 @@ async def open_stack(data_dir: Path, settings: Settings) -> AsyncIterator[Stack]
     clock = VirtualClock()
     system = dataclasses.replace(build(), gateway=edge)
     with fast_hashing():
-        async with Runtime(system, data_dir, clock=clock, poll_interval=0.05) as runtime:
+        runtime = Runtime(system, data_dir, clock=clock, poll_interval=0.05,
+                          store_factory=distributed.stores() if distributed else None,
+                          source_factory=distributed.sources() if distributed else None)
+        async with runtime:
+            if distributed is not None:
+                start_relays(runtime, distributed.kafka)
+                await joined(runtime)
             stack = Stack(runtime, clock, made[0])
             try:
                 yield stack
             finally:
                 for client in stack.clients:
                     await client.close()
+
+
+async def joined(runtime: Runtime, timeout: float = 60.0) -> None:
+    """Wait until every Kafka source of ``runtime`` has joined its consumer group, so that a test
+    (and its teardown) never races the group joins of the start."""
+    sources = [worker.source for service in runtime.services.values()
+               for worker in service.subscriptions.values() if isinstance(worker.source, KafkaSource)]
+    deadline = time.monotonic() + timeout
+    while not all(source.joined for source in sources):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"Kafka sources not joined after {timeout} s")
+        await asyncio.sleep(0.02)
 
 
 def settings_with_keys(keys_dir: Path, **overrides: Any) -> Settings:

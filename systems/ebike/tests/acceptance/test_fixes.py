@@ -107,8 +107,8 @@ async def test_registering_admins_is_bootstrap_only(stack: Stack) -> None:
 async def test_the_first_admin_can_also_come_from_the_command_line(stack: Stack) -> None:
     from ebike.gateway.cli import register_admin
 
-    # The CLI opens its own runtime on the data directory, as `junction ebike create-admin` does.
-    await register_admin(stack.runtime.data_dir, "root", "password123")
+    # The CLI opens its own runtime on the system's stores, as `junction ebike create-admin` does.
+    await register_admin(stack.runtime.data_dir, "root", "password123", stack.runtime.store_factory)
     await stack.settle()
     root = stack.client()
     assert (await root.data('mutation{login(username:"root",password:"password123"){role}}'))["role"] == "ADMIN"
