@@ -24,25 +24,15 @@ from junction.postgres import MIGRATIONS, PostgresStore, database_dsn, postgres_
 from junction.runtime import Runtime
 from junction.service import Service
 from junction.store import Append, Batch, NewEvent, Store
-from junction.subscriptions import RetryPolicy
 from tests.contract.postgres_server import PostgresServer
 from tests.unit import toy
 
-FAST_RETRY = RetryPolicy(attempts=3, first_delay=0.001, max_delay=0.005)
+FAST_RETRY, Killed = toy.FAST_RETRY, toy.Killed
 MAILS = "handlers:orders"
 
 
-class Killed(BaseException):
-    """Stands for the process dying (not an Exception: nothing may catch it)."""
-
-
-class DiesBeforeCheckpoint(PostgresStore):
-    """A store whose process dies the moment a consumer tries to save its checkpoint."""
-
-    async def commit(self, batch: Batch) -> int:
-        if batch.checkpoint is not None and not batch.inbox:
-            raise Killed
-        return await super().commit(batch)
+class DiesBeforeCheckpoint(toy.DiesBeforeCheckpoint, PostgresStore):
+    """A PostgreSQL store whose process dies saving a checkpoint."""
 
 
 @pytest.fixture(autouse=True)

@@ -21,15 +21,10 @@ from junction.kafka import KafkaConfig, KafkaRelay, KafkaSource, kafka_sources, 
 from junction.kafka.broker import KafkaBroker
 from junction.runtime import Runtime
 from junction.sources import LogSource, Source
-from junction.subscriptions import RetryPolicy
 from tests.unit import toy
 
-FAST_RETRY = RetryPolicy(attempts=3, first_delay=0.001, max_delay=0.005)
+FAST_RETRY, Killed = toy.FAST_RETRY, toy.Killed
 MAILS = "handlers:orders"  # the mailer's subscription to the orders service
-
-
-class Killed(BaseException):
-    """Stands for the process dying (not an Exception: nothing may catch it)."""
 
 
 class Harness:

@@ -11,24 +11,14 @@ from junction.clock import VirtualClock
 from junction.runtime import Runtime, sqlite_store
 from junction.service import Service
 from junction.sqlite import SqliteStore
-from junction.store import Batch, Store
-from junction.subscriptions import RetryPolicy
+from junction.store import Store
 from tests.unit import toy
 
-FAST_RETRY = RetryPolicy(attempts=3, first_delay=0.001, max_delay=0.005)
+FAST_RETRY, Killed = toy.FAST_RETRY, toy.Killed
 
 
-class Killed(BaseException):
-    """Stands for the process dying (not an Exception: nothing may catch it)."""
-
-
-class DiesBeforeCheckpoint(SqliteStore):
-    """A store whose process dies the moment a consumer tries to save its checkpoint."""
-
-    async def commit(self, batch: Batch) -> int:
-        if batch.checkpoint is not None and not batch.inbox:
-            raise Killed
-        return await super().commit(batch)
+class DiesBeforeCheckpoint(toy.DiesBeforeCheckpoint, SqliteStore):
+    """A SQLite store whose process dies saving a checkpoint."""
 
 
 @pytest.fixture(autouse=True)

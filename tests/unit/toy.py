@@ -11,7 +11,11 @@ from sqlalchemy import Column, Integer, String, select
 from junction.events import Event
 from junction.runtime import System
 from junction.service import Service
+from junction.store import Batch, Store
+from junction.subscriptions import RetryPolicy
 from junction.uow import UnitOfWork
+
+FAST_RETRY = RetryPolicy(attempts=3, first_delay=0.001, max_delay=0.005)  # poison parks within milliseconds
 
 
 class OrderPlaced(Event):
@@ -67,3 +71,17 @@ async def sent(uow: UnitOfWork) -> list[tuple[str, int]]:
 def system() -> System:
     """The toy system."""
     return System("toy", [orders, mailer])
+
+
+class Killed(BaseException):
+    """Stands for the process dying (not an Exception: nothing may catch it)."""
+
+
+class DiesBeforeCheckpoint(Store):
+    """Mixin for a store class: its process dies the moment a consumer tries to save its checkpoint."""
+
+    async def commit(self, batch: Batch) -> int:
+        """Die on a checkpoint-only commit; otherwise commit as the store does."""
+        if batch.checkpoint is not None and not batch.inbox:
+            raise Killed
+        return await super().commit(batch)
