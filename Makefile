@@ -8,7 +8,7 @@ UV := python3 -m uv
 endif
 PORT ?= 4000
 
-.PHONY: install browser kafka kafka-up kafka-down postgres postgres-up postgres-down run test lint typecheck unit bench clean
+.PHONY: install browser kafka kafka-up kafka-down postgres postgres-up postgres-down rabbitmq rabbitmq-up rabbitmq-down run test lint typecheck unit bench clean
 
 install: ## install the locked dependencies into .venv
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check uv
@@ -40,6 +40,15 @@ postgres-up: postgres ## start the private PostgreSQL on 127.0.0.1:55432 (data i
 postgres-down: ## stop it
 	scripts/postgres.sh stop
 
+rabbitmq: install ## RabbitMQ from Debian when missing, its service kept off (in CI a failure stops here; elsewhere its tests skip)
+	@scripts/rabbitmq.sh install --optional >/dev/null
+
+rabbitmq-up: rabbitmq ## start the private RabbitMQ on 127.0.0.1:56720 (data in var/rabbitmq); the tests start their own
+	scripts/rabbitmq.sh start
+
+rabbitmq-down: ## stop it
+	scripts/rabbitmq.sh stop
+
 run: install ## start ebike on the embedded default (http://localhost:4000)
 	$(UV) run --frozen junction run ebike --port $(PORT)
 
@@ -49,7 +58,7 @@ lint: install
 typecheck: install
 	$(UV) run --frozen mypy
 
-test: lint typecheck browser kafka postgres ## lint, type-check and run every test
+test: lint typecheck browser kafka postgres rabbitmq ## lint, type-check and run every test
 	$(UV) run --frozen pytest
 
 unit: install ## the fast tests only

@@ -24,25 +24,41 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from junction import systems
+from junction import operations, systems
+from junction.config import FILE_VARIABLE
+from junction.config import load as load_config
 from junction.errors import JunctionError
 from junction.logs import configure as configure_logging
 from junction.runtime import Runtime, System
 from junction.server import clock_for, running_url, serve
-from junction.sqlite import SqliteStore
-from junction.topology import Topology, clock_from_env
+from junction.store import Store
+from junction.topology import Topology, clock_from_config
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="junction: event-driven microservices in Python.")
 events_app = typer.Typer(no_args_is_help=True, help="Look at the events flowing through a system.")
 dlq_app = typer.Typer(no_args_is_help=True, help="Parked messages: list, retry or drop them.")
 app.add_typer(events_app, name="events")
 app.add_typer(dlq_app, name="dlq")
+
+
+@app.callback()
+def options(
+    config: Annotated[Path | None, typer.Option(
+        "--config", help="A TOML config file (default: $JUNCTION_CONFIG, else ./junction.toml if present).")] = None,
+) -> None:
+    """junction: event-driven microservices in Python."""
+    if config is not None:
+        # The flag stands for the variable: every reader of the configuration, and the processes
+        # `junction up` starts, then use this file.
+        os.environ[FILE_VARIABLE] = str(config.resolve())
+    configure_logging(load_config().get("log_level"))  # also checks the configuration before any command runs
+
 # Pipes and files get wide lines: tables and one-line errors are not wrapped at 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 10_000)
 
-DataDir = Annotated[Path, typer.Option("--data-dir", help="Where the system keeps its SQLite files.")]
-DEFAULT_DATA = Path("var")
+DataDir = Annotated[Path, typer.Option("--data-dir", help="Where the system keeps its files (default: the "
+                                                           "data_dir setting, var/<system>).")]
 
 
 def table(*columns: str) -> Table:
@@ -58,8 +74,8 @@ class CliError(Exception):
 
 
 def data_dir_of(system: str, data_dir: Path | None) -> Path:
-    """The data directory of a system: ``var/<system>`` unless given."""
-    return data_dir if data_dir is not None else DEFAULT_DATA / system
+    """The data directory of a system: the flag, else the ``data_dir`` setting (default ``var/<system>``)."""
+    return load_config().data_dir(system, data_dir)
 
 
 def existing_data_dir(system: str, data_dir: Path | None) -> Path:
@@ -85,14 +101,20 @@ def port_is_free(host: str, port: int) -> bool:
 @app.command()
 def run(
     system: Annotated[str, typer.Argument(help="The system to run, e.g. ebike.")],
-    port: Annotated[int | None, typer.Option(help="HTTP port (default: the system's own).")] = None,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int | None, typer.Option(help="HTTP port (default: the port setting, else the system's own).")
+                    ] = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on (default: the host setting, 127.0.0.1).")
+                    ] = None,
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Where to keep the SQLite files.")] = None,
-    time_scale: Annotated[float, typer.Option("--time-scale", help="Platform time runs this many times faster.")] = 1.0,
+    time_scale: Annotated[float | None, typer.Option("--time-scale", help="Platform time runs this many times "
+                                                                            "faster (default: 1).")] = None,
 ) -> None:
     """Run a system embedded: every service in this process, one SQLite file each."""
     spec = systems.load(system)
-    chosen = port or spec.port
+    config = load_config()
+    chosen: int = config.get("port", port) or spec.port
+    host = str(config.get("host", host))
+    time_scale = float(config.get("time_scale", time_scale))
     if time_scale <= 0:
         raise CliError("--time-scale must be positive")
     if not port_is_free(host, chosen):
@@ -108,20 +130,28 @@ def run(
 def serve_part(
     system: Annotated[str, typer.Argument(help="The system, e.g. ebike.")],
     service: Annotated[str, typer.Option("--service", help="The service this process hosts, or 'gateway'.")],
-    port: Annotated[int, typer.Option(help="HTTP port.")],
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int | None, typer.Option(help="HTTP port (default: the port setting).")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on (default: the host setting, 127.0.0.1).")
+                    ] = None,
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Keys, clock origin, SQLite files.")] = None,
 ) -> None:
-    """Run ONE service (or the gateway) of a system in this process, configured by JUNCTION_* variables."""
+    """Run ONE service (or the gateway) of a system in this process, configured by JUNCTION_* variables or the
+    config file."""
     spec = systems.load(system)
     if service != "gateway":
         spec.service(service)
-    directory = data_dir or Path(os.environ.get("JUNCTION_DATA_DIR", str(data_dir_of(system, None))))
-    topology = Topology.from_env()
+    config = load_config()
+    config.check_services([s.name for s in spec.services])
+    chosen: int | None = config.get("port", port)
+    if chosen is None:
+        raise CliError("serve needs a port: --port, JUNCTION_PORT or port in the config file")
+    directory = config.data_dir(system, data_dir)
+    topology = Topology.from_config(config)
     only = [] if service == "gateway" else [service]
-    runtime = topology.runtime(spec, directory, clock_from_env(), only=only, edge=service == "gateway")
+    runtime = topology.runtime(spec, directory, clock_from_config(config), only=only, edge=service == "gateway")
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(runtime, host, port, start=topology.start, run_file=service == "gateway"))
+        asyncio.run(serve(runtime, str(config.get("host", host)), chosen, start=topology.start,
+                          run_file=service == "gateway"))
 
 
 @app.command()
@@ -131,12 +161,16 @@ def up(
     port: Annotated[int | None, typer.Option(help="The gateway's port (default: the system's own).")] = None,
     first_service_port: Annotated[int, typer.Option(help="Services listen from this port up.")] = 5001,
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Where the system keeps its files.")] = None,
-    time_scale: Annotated[float, typer.Option("--time-scale", help="Platform time runs this many times faster.")] = 1.0,
+    time_scale: Annotated[float | None, typer.Option("--time-scale", help="Platform time runs this many times "
+                                                                            "faster (default: 1).")] = None,
 ) -> None:
     """Run a system as one process per service plus its gateway, under a supervisor that restarts them."""
     from junction.up import run_up
 
-    run_up(systems.load(system), data_dir_of(system, data_dir), port, first_service_port, time_scale, distributed,
+    scale = float(load_config().get("time_scale", time_scale))
+    if scale <= 0:
+        raise CliError("--time-scale must be positive")
+    run_up(systems.load(system), data_dir_of(system, data_dir), port, first_service_port, scale, distributed,
            console)
 
 
@@ -162,30 +196,55 @@ def status(
     data_dir: DataDir | None = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Show each service's log head, consumer lag, parked messages and timers."""
+    """Show processes, each service's log head and relay lag, consumer lag, parked messages and timers."""
     spec = systems.load(system)
-    directory = existing_data_dir(system, data_dir)
-    url = running_url(directory)
-    if url:
+    deployment = operations.locate(spec, data_dir_of(system, data_dir), load_config())
+    url = running_url(deployment.data_dir) if deployment.supervisor is None else None
+    if url:  # `junction run`: the live runtime knows its consumers' positions best
         report = httpx.get(f"{url}/_junction/status", timeout=10).json()
+        report |= {"topology": deployment.kind, "database": deployment.database, "kafka": None, "kafka_error": None,
+                   "supervisor": None, "servers": {}, "processes": []}
+        for service in report["services"].values():
+            service["relay_lag"] = None
+            for consumer in service["consumers"].values():
+                consumer["via"] = "log"
     else:
-        report = asyncio.run(_offline(spec, directory, lambda runtime: runtime.status()))
+        report = asyncio.run(operations.status(deployment, clock_from_config(deployment.config)))
     report["running"] = url
     if as_json:
         console.print_json(json.dumps(report))
         return
-    console.print(f"[bold]{system}[/] {'running at ' + url if url else 'not running'}  platform time {report['time']}")
-    grid = table("service", "log head", "consumer", "position", "lag", "parked", "next timer")
+    _print_status(report)
+
+
+def _cell(value: Any, missing: str = "-") -> str:
+    return missing if value is None else str(value)
+
+
+def _print_status(report: dict[str, Any]) -> None:
+    where = f"running at {report['running']}" if report["running"] else report["topology"]
+    kafka = f"  kafka {report['kafka']}" if report["kafka"] else ""
+    console.print(f"[bold]{escape(report['system'])}[/] {escape(where)}  data {escape(report['database'])}"
+                  f"{escape(kafka)}  platform time {report['time']}", highlight=False)
+    if report["kafka_error"]:
+        console.print(f"[yellow]consumer lag unknown:[/] {escape(report['kafka_error'])}", highlight=False)
+    if report["processes"]:
+        grid = table("process", "state", "pid", "restarts", "last exit", "uptime (s)", "url")
+        for row in report["processes"]:
+            grid.add_row(row["name"], row["state"], _cell(row["pid"]), str(row["restarts"]), _cell(row["last_exit"]),
+                         str(row["uptime"]), row["url"] or "")
+        console.print(grid)
+    services = table("service", "log head", "relay lag", "parked", "next timer")
+    consumers = table("service", "subscription", "source", "via", "position", "lag")
     for name, service in report["services"].items():
-        consumers = service["consumers"] or {"-": {"position": "", "lag": ""}}
         next_timer = service["next_timer"]
         when = datetime.fromtimestamp(next_timer, UTC).isoformat(timespec="seconds") if next_timer else "-"
-        for index, (consumer, info) in enumerate(consumers.items()):
-            first = index == 0
-            grid.add_row(name if first else "", str(service["head"]) if first else "", consumer,
-                          str(info["position"]), str(info["lag"]), str(service["parked"]) if first else "",
-                          when if first else "")
-    console.print(grid)
+        services.add_row(name, str(service["head"]), _cell(service["relay_lag"]), str(service["parked"]), when)
+        for subscription, info in service["consumers"].items():
+            consumers.add_row(name, subscription, info["source"], info["via"], _cell(info["position"], "?"),
+                              _cell(info["lag"], "?"))
+    console.print(services)
+    console.print(consumers)
 
 
 async def _offline(spec: System, directory: Path, action: Callable[[Runtime], Any]) -> Any:
@@ -208,22 +267,18 @@ def events_tail(
 ) -> None:
     """Print the latest events of every service's log, then follow new ones."""
     spec = systems.load(system)
-    directory = existing_data_dir(system, data_dir)
     names = service or [s.name for s in spec.services]
     unknown = set(names) - {s.name for s in spec.services}
     if unknown:
         raise CliError(f"{system} has no service {sorted(unknown)[0]!r}")
+    deployment = operations.locate(spec, data_dir_of(system, data_dir), load_config())
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_tail(directory, names, last, follow))
+        asyncio.run(_tail(deployment, names, last, follow))
 
 
-async def _tail(directory: Path, names: list[str], last: int, follow: bool) -> None:
-    stores = {n: SqliteStore(n, directory / f"{n}.db") for n in names if (directory / f"{n}.db").exists()}
-    positions = {}
-    for name, store in stores.items():
-        await store.open()
-        positions[name] = max(0, await store.head() - last)
-    try:
+async def _tail(deployment: operations.Deployment, names: list[str], last: int, follow: bool) -> None:
+    async with operations.open_stores(deployment, names) as stores:
+        positions = {name: max(0, await store.head() - last) for name, store in stores.items()}
         while True:
             for name, store in stores.items():
                 for envelope in await store.read_log(positions[name], 500):
@@ -237,9 +292,6 @@ async def _tail(directory: Path, names: list[str], last: int, follow: bool) -> N
             if not follow:
                 return
             await asyncio.sleep(0.2)
-    finally:
-        for store in stores.values():
-            await store.close()
 
 
 # -- replay ---------------------------------------------------------------------------------------
@@ -277,19 +329,28 @@ def replay(
 
 
 # -- dlq ------------------------------------------------------------------------------------------
-def _service_store(system: str, service: str, data_dir: Path | None) -> tuple[System, SqliteStore]:
+def _on_store(system: str, service: str, data_dir: Path | None, action: Callable[[Store], Any]) -> Any:
+    """``action`` on one service's store, wherever the deployment keeps it (None when it has none)."""
     spec = systems.load(system)
     spec.service(service)
-    directory = existing_data_dir(system, data_dir)
-    return spec, SqliteStore(service, directory / f"{service}.db")
+    deployment = operations.locate(spec, data_dir_of(system, data_dir), load_config())
+
+    async def run() -> Any:
+        async with operations.open_stores(deployment, [service]) as stores:
+            return await action(stores[service]) if service in stores else None
+
+    return asyncio.run(run())
 
 
-async def _with_store(store: SqliteStore, action: Callable[[SqliteStore], Any]) -> Any:
-    await store.open()
-    try:
-        return await action(store)
-    finally:
-        await store.close()
+async def _all_parked(deployment: operations.Deployment) -> list[dict[str, Any]]:
+    rows = []
+    async with operations.open_stores(deployment) as stores:
+        for name, store in stores.items():
+            for parked in await store.parked():
+                rows.append({"service": name, "subscription": parked.subscription, "key": parked.key,
+                             "event": parked.envelope.type, "position": parked.envelope.position,
+                             "error": parked.error or "(waiting behind the first)", "attempts": parked.attempts})
+    return rows
 
 
 @dlq_app.command("list")
@@ -299,16 +360,8 @@ def dlq_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List parked messages of every service: subscription, key, event, error."""
-    spec = systems.load(system)
-    directory = existing_data_dir(system, data_dir)
-    rows = []
-    for service in spec.services:
-        path = directory / f"{service.name}.db"
-        if path.exists():
-            for parked in asyncio.run(_with_store(SqliteStore(service.name, path), lambda s: s.parked())):
-                rows.append({"service": service.name, "subscription": parked.subscription, "key": parked.key,
-                             "event": parked.envelope.type, "position": parked.envelope.position,
-                             "error": parked.error or "(waiting behind the first)", "attempts": parked.attempts})
+    deployment = operations.locate(systems.load(system), data_dir_of(system, data_dir), load_config())
+    rows = asyncio.run(_all_parked(deployment))
     if as_json:
         console.print_json(json.dumps(rows))
         return
@@ -331,8 +384,7 @@ def dlq_retry(
     data_dir: DataDir | None = None,
 ) -> None:
     """Ask a subscription to deliver its parked messages again, in order."""
-    _, store = _service_store(system, service, data_dir)
-    marked = asyncio.run(_with_store(store, lambda s: s.request_retry(subscription, key)))
+    marked = _on_store(system, service, data_dir, lambda s: s.request_retry(subscription, key))
     if not marked:
         raise CliError(f"nothing parked for {service}/{subscription}{' key ' + key if key else ''}")
     console.print(f"{marked} message(s) will be retried by the running system (or at its next start)")
@@ -347,19 +399,80 @@ def dlq_drop(
     data_dir: DataDir | None = None,
 ) -> None:
     """Drop the failing message of a parked key; the ones waiting behind it are delivered."""
-    _, store = _service_store(system, service, data_dir)
-    dropped = asyncio.run(_with_store(store, lambda s: s.drop_parked(subscription, key)))
+    dropped = _on_store(system, service, data_dir, lambda s: s.drop_parked(subscription, key))
     if not dropped:
         raise CliError(f"nothing parked for {service}/{subscription} key {key}")
     console.print(f"dropped 1 message of key {key}; the rest of that key will be delivered")
 
 
+# -- logs -----------------------------------------------------------------------------------------
+@app.command()
+def logs(
+    system: Annotated[str, typer.Argument(help="The system, e.g. ebike.")],
+    names: Annotated[list[str] | None, typer.Argument(help="Processes (a service, gateway) or servers (postgres, "
+                                                           "kafka); default: all of them.")] = None,
+    lines: Annotated[int, typer.Option("--lines", "-n", help="Show this many past lines of each first.")] = 20,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
+    raw: Annotated[bool, typer.Option("--raw", help="Print lines as written (JSON) instead of rendering them.")
+                   ] = False,
+    data_dir: DataDir | None = None,
+) -> None:
+    """Show the logs of what `junction up` runs: <data-dir>/logs/<process>.log, PostgreSQL's and Kafka's."""
+    from junction.logview import LogView
+
+    deployment = operations.locate(systems.load(system), data_dir_of(system, data_dir), load_config(),
+                                   require_data=False)
+    known = operations.log_files(deployment)
+    if not known:
+        raise CliError(f"no logs for {system} in {deployment.data_dir / 'logs'} (`junction up {system}` writes them)")
+    unknown = [n for n in names or [] if n not in known]
+    if unknown:
+        raise CliError(f"no log named {unknown[0]!r} for {system} (known: {', '.join(known)})")
+    chosen = {n: known[n] for n in names} if names else known
+
+    def current() -> dict[str, Path]:  # with no names given, follow processes whose logs appear later too
+        return chosen if names else operations.log_files(deployment)
+
+    view = LogView(console, raw=raw, prefixed=len(chosen) > 1 or not names)
+    with contextlib.suppress(KeyboardInterrupt):
+        view.show(chosen, lines)
+        while follow:
+            time.sleep(0.25)
+            view.poll(current())
+
+
+# -- config ---------------------------------------------------------------------------------------
+@app.command("config")
+def show_config(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show every setting: its environment variable, its value and where the value comes from."""
+    config = load_config()
+    rows = config.table()
+    if as_json:
+        console.print_json(json.dumps({"file": str(config.file) if config.file else None, "settings": rows}))
+        return
+    console.print(f"config file: {config.file or '(none: no --config, $JUNCTION_CONFIG or ./junction.toml)'}",
+                  highlight=False)
+    grid = table("key", "variable", "value", "from")
+    for row in rows:
+        grid.add_row(row["key"], row["variable"], _cell(row["value"]), row["origin"])
+    console.print(grid)
+
+
 # -- bench ----------------------------------------------------------------------------------------
 @app.command()
 def bench(
-    scenario: Annotated[str, typer.Argument(help="append | balance | e2e")],
+    scenario: Annotated[str, typer.Argument(help="append | balance | e2e | gateway")],
     as_json: Annotated[bool, typer.Option("--json", help="Also print one JSON object on the last line.")] = False,
     quick: Annotated[bool, typer.Option("--quick", help="Fewer iterations (smoke runs).")] = False,
+    store: Annotated[str, typer.Option("--store", help="append: sqlite | postgres (JUNCTION_DATABASE_URL, "
+                                                       "else the local cluster).")] = "sqlite",
+    writers: Annotated[str | None, typer.Option("--writers", help="append --store postgres: concurrent writers "
+                                                                  "to measure, e.g. 1,8,32.")] = None,
+    distributed: Annotated[bool, typer.Option("--distributed", help="e2e: PostgreSQL stores and Kafka "
+                                                                    "(JUNCTION_KAFKA_BOOTSTRAP, else a private "
+                                                                    "broker).")] = False,
 ) -> None:
     """Measure a scenario and print its figures next to the raw baseline."""
     from junction import bench as benches
@@ -368,9 +481,30 @@ def bench(
     runner = known.get(scenario)
     if runner is None:
         raise CliError(f"unknown benchmark {scenario!r} (known: {', '.join(sorted(known))})")
-    result: dict[str, Any] = asyncio.run(runner(console, quick))
+    if store not in ("sqlite", "postgres"):
+        raise CliError(f"unknown store {store!r} (sqlite | postgres)")
+    if (store != "sqlite" or writers is not None) and scenario != "append":
+        raise CliError("--store and --writers apply to `bench append` only")
+    if writers is not None and store != "postgres":
+        raise CliError("--writers needs --store postgres")
+    if distributed and scenario != "e2e":
+        raise CliError("--distributed applies to `bench e2e` only")
+    options = benches.BenchOptions(quick=quick, store=store, distributed=distributed,
+                                   writers=_writer_counts(writers) if writers else benches.BenchOptions.writers)
+    result: dict[str, Any] = asyncio.run(runner(console, options))
     if as_json:
         print(json.dumps(result, separators=(",", ":")))
+
+
+def _writer_counts(text: str) -> tuple[int, ...]:
+    """``1,8,32`` as (1, 8, 32); CliError unless every item is a positive integer."""
+    try:
+        counts = tuple(int(item) for item in text.split(","))
+    except ValueError:
+        counts = ()
+    if not counts or min(counts) < 1:
+        raise CliError(f"--writers takes positive integers separated by commas, not {text!r}")
+    return counts
 
 
 # -- systems' own commands -------------------------------------------------------------------------

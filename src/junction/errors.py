@@ -3,6 +3,7 @@
     JunctionError
     ├── ConcurrencyError        an append or a unique write lost a race; the unit of work may retry
     ├── StoreError              the store could not do what was asked (closed, corrupt, misconfigured)
+    ├── ConfigError             a setting (flag, JUNCTION_* variable, config file) is malformed or unknown
     └── HttpError               a handler's answer with a status and a message, e.g. 404 "vehicle not found"
         ├── NotFound            404
         ├── Conflict            409 (or the status the contract documents)
@@ -28,6 +29,10 @@ class ConcurrencyError(JunctionError):
 
 class StoreError(JunctionError):
     """The store cannot serve the request."""
+
+
+class ConfigError(JunctionError):
+    """The configuration cannot be used; the message names the file or variable and the setting."""
 
 
 class HttpError(JunctionError):

@@ -77,7 +77,8 @@ import contextlib
 import json
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -95,7 +96,7 @@ from junction.errors import ConcurrencyError, StoreError
 from junction.events import Envelope, dumps
 from junction.signal import Signal
 from junction.sqlite import envelope_from_json, envelope_from_row, envelope_to_json
-from junction.store import Batch, Parked, Snapshot, Store, Timer
+from junction.store import Append, Batch, Parked, Snapshot, Store, Timer
 
 if TYPE_CHECKING:
     from junction.service import Service
@@ -107,7 +108,10 @@ SCHEMA_LOCK = SEAL_LOCK + 1
 CHANNEL = "junction_log"
 # unique and exclusion violations, serialization failures (our stream-version check), deadlocks
 CONFLICTS = {"23505", "23P01", "40001", "40P01"}
-SEAL_PAUSE = 0.001  # seconds between background sealing rounds while commits keep coming
+SEAL_PAUSE = 0.005  # seconds between background sealing rounds while commits keep coming
+POSITION_GATHER = 0.001  # seconds a round of position answers may wait for running commits to end first
+POSITION_PATIENCE = 0.001  # seconds before asking again for positions held back by a transaction elsewhere
+MAX_PATIENCE = 0.05  # ... and at most this long, however long it holds them back
 MIN_SERVER = 13  # pg_current_xact_id / pg_snapshot_xmin
 
 
@@ -371,6 +375,35 @@ CREATE FUNCTION junction.read_stream(s text, after integer) RETURNS TABLE (
     FROM junction.events e WHERE e.stream = s AND e.version > after ORDER BY e.version
 $fn$;
 """),
+    Migration(2, "a leaner seal; positions answered for all waiting writers at once", f"""
+-- The same numbering in fewer statements: a round costs about as much as the commits it covers when
+-- it numbers only a few of them, so each statement saved counts.
+CREATE OR REPLACE FUNCTION junction.seal() RETURNS bigint LANGUAGE plpgsql AS $fn$
+DECLARE
+    watermark xid8;
+    sealed bigint;
+BEGIN
+    PERFORM pg_advisory_xact_lock({SEAL_LOCK});
+    watermark := pg_snapshot_xmin(pg_current_snapshot());
+    -- each statement here reads a snapshot taken after the lock: every earlier seal is visible
+    UPDATE junction.events e SET position = r.base + r.n
+    FROM (SELECT u.stream, u.version, row_number() OVER (ORDER BY u.xid, u.ord) AS n,
+                 (SELECT coalesce(max(p.position), 0) FROM junction.events p) AS base
+          FROM junction.events u WHERE u.position IS NULL AND u.xid < watermark) r
+    WHERE e.stream = r.stream AND e.version = r.version;
+    GET DIAGNOSTICS sealed = ROW_COUNT;
+    IF sealed > 0 THEN
+        -- positions are a function of the committed rows: a seal lost in a crash is redone identically
+        PERFORM set_config('synchronous_commit', 'off', true);
+        PERFORM pg_notify('{CHANNEL}', '');
+    END IF;
+    RETURN watermark::text::bigint;
+END
+$fn$;
+
+-- Writers no longer ask for their positions one by one (POSITIONS_SQL answers them all).
+DROP FUNCTION junction.position_of(text, integer, bigint, integer);
+"""),
 )
 
 COMMIT_ARGUMENTS = 31
@@ -378,7 +411,43 @@ COMMIT_SQL = "SELECT out_xid, out_version, out_position FROM junction.commit_bat
     ", ".join(f"${n}" for n in range(1, COMMIT_ARGUMENTS + 1)))
 COMMIT_TEXT = text("SELECT out_xid, out_version, out_position FROM junction.commit_batch({})".format(
     ", ".join(f":a{n}" for n in range(1, COMMIT_ARGUMENTS + 1))))
-POSITION_SQL = "SELECT junction.position_of($1, $2, $3, $4)"
+# The commonest unit of work - one event and nothing else - as one plain statement rather than a
+# commit_batch call: the same checks, a fraction of the work. The stream's version is read in the
+# statement's snapshot, taken before the transaction has an xid (see the module docstring); an expected
+# version the stream is behind inserts nothing (no row comes back). When that snapshot shows no
+# transaction running and no xid handed out before this one's, every older transaction has ended
+# and the event's position is its rank already: everything numbered, the unnumbered rows of older
+# transactions, then this one.
+APPEND_SQL = """
+INSERT INTO junction.events (stream, version, xid, ord, id, type, key, occurred_at, schema_version, data,
+                             causation_id, correlation_id)
+SELECT $1, v.version + 1, pg_current_xact_id(), 1, $3, $4, $5, $6, $7, $8::json, $9, $10
+FROM (SELECT CASE WHEN $2 >= 0 THEN $2
+                  ELSE (SELECT coalesce(max(e.version), 0) FROM junction.events e WHERE e.stream = $1) END
+             AS version) v
+WHERE $2 <= 0 OR EXISTS (SELECT FROM junction.events e WHERE e.stream = $1 AND e.version = $2)
+RETURNING version AS out_version, xid::text::bigint AS out_xid,
+    CASE WHEN pg_snapshot_xmin(pg_current_snapshot()) = xid THEN
+        (SELECT coalesce(max(p.position), 0) FROM junction.events p)
+        + (SELECT count(*) FROM junction.events u WHERE u.position IS NULL AND u.xid < pg_current_xact_id()) + 1
+    END AS out_position
+"""
+# The log positions of committed events ((stream, version) pairs, NULL for one whose transaction
+# still waits behind an older open one), read-only: a rank is fixed once every older transaction has
+# ended, whether a seal has written it yet or not. One statement answers every waiting writer.
+POSITIONS_SQL = """
+WITH stable AS (
+    SELECT pg_snapshot_xmin(pg_current_snapshot()) AS watermark,
+           (SELECT coalesce(max(p.position), 0) FROM junction.events p) AS numbered
+), ranked AS (
+    SELECT u.stream, u.version, s.numbered + row_number() OVER (ORDER BY u.xid, u.ord) AS position
+    FROM junction.events u, stable s WHERE u.position IS NULL AND u.xid < s.watermark
+)
+SELECT array_agg(coalesce(e.position, r.position) ORDER BY k.n)
+FROM unnest($1::text[], $2::integer[]) WITH ORDINALITY AS k(stream, version, n)
+     LEFT JOIN junction.events e ON e.stream = k.stream AND e.version = k.version
+     LEFT JOIN ranked r ON r.stream = k.stream AND r.version = k.version
+"""
 PARKED_COLUMNS = "id, subscription, key, envelope, error, attempts, parked_at, retry_requested"
 
 
@@ -440,10 +509,159 @@ def _conflict(error: BaseException) -> ConcurrencyError | None:
     return None
 
 
-async def _keep_session(connection: asyncpg.Connection) -> None:
-    """Release a connection to the pool as it is. asyncpg's default reset costs a round trip per
-    release; these connections never change session state (locks and settings are transaction
-    scoped, LISTEN has a connection of its own), and an open transaction is still rolled back."""
+class Connections:
+    """The store's asyncpg connections: a small pool, made on demand up to ``size``.
+
+    Not ``asyncpg.Pool``: its acquire and release cost more Python than the server spends on a
+    one-row insert (a task and a shield per release, a timer per idle connection). Here a connection
+    is handed from a release to the next waiter directly. A connection is closed rather than reused
+    when it broke, a statement on it was interrupted (a cancelled task), or it was left inside a
+    transaction; a statement the server refused leaves it as good as before.
+    """
+
+    def __init__(self, dsn: str, size: int, settings: dict[str, str]) -> None:
+        self.dsn = dsn
+        self.size = size
+        self.settings = settings
+        self._idle: list[asyncpg.Connection] = []
+        self._open = 0  # connections made and not closed: idle, in use, or being made
+        self._waiters: deque[asyncio.Future[asyncpg.Connection | None]] = deque()
+        self._closed = False
+
+    async def fetch(self, query: str, *args: Any) -> list[Any]:
+        """The rows of ``query``."""
+        connection = await self._acquire()
+        healthy = False
+        try:
+            rows = await connection.fetch(query, *args)
+            healthy = True
+            return rows
+        except asyncpg.PostgresError:
+            healthy = True
+            raise
+        finally:
+            self._release(connection, healthy)
+
+    async def fetchrow(self, query: str, *args: Any) -> Any:
+        """The first row of ``query`` (None if none)."""
+        connection = await self._acquire()
+        healthy = False
+        try:
+            row = await connection.fetchrow(query, *args)
+            healthy = True
+            return row
+        except asyncpg.PostgresError:
+            healthy = True
+            raise
+        finally:
+            self._release(connection, healthy)
+
+    async def fetchval(self, query: str, *args: Any) -> Any:
+        """The first value of the first row of ``query``."""
+        row = await self.fetchrow(query, *args)
+        return None if row is None else row[0]
+
+    async def execute(self, query: str, *args: Any) -> str:
+        """Run ``query`` (several statements when there are no arguments); its status."""
+        connection = await self._acquire()
+        healthy = False
+        try:
+            status: str = await connection.execute(query, *args)
+            healthy = True
+            return status
+        except asyncpg.PostgresError:
+            healthy = True
+            raise
+        finally:
+            self._release(connection, healthy)
+
+    @contextlib.asynccontextmanager
+    async def acquire(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection of the pool for the block (for a transaction of several statements)."""
+        connection = await self._acquire()
+        healthy = False
+        try:
+            yield connection
+            healthy = True
+        except asyncpg.PostgresError:
+            healthy = True
+            raise
+        finally:
+            self._release(connection, healthy)
+
+    async def close(self) -> None:
+        """Close the idle connections; those in use are closed when released; waiters fail."""
+        self._closed = True
+        waiters, self._waiters = self._waiters, deque()
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_exception(StoreError("the store's connections are closed"))
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            self._open -= 1
+            try:
+                await connection.close(timeout=2)
+            except Exception:  # closing is best effort: never leave a connection behind
+                connection.terminate()
+
+    async def _acquire(self) -> asyncpg.Connection:
+        while True:
+            if self._closed:
+                raise StoreError("the store's connections are closed")
+            while self._idle:
+                connection = self._idle.pop()
+                if not connection.is_closed():
+                    return connection
+                self._open -= 1
+            if self._open < self.size:
+                self._open += 1
+                try:
+                    return await asyncpg.connect(self.dsn, server_settings=self.settings)
+                except BaseException:
+                    self._open -= 1
+                    self._hand_over(None)  # a waiter may manage to connect where this failed
+                    raise
+            waiter: asyncio.Future[asyncpg.Connection | None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                handed = await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                    self._release(waiter.result(), True)  # handed over as the waiter gave up: pass it on
+                raise
+            if handed is not None:
+                return handed
+            # None: a connection was closed, so there is room to make one
+
+    def _release(self, connection: asyncpg.Connection | None, healthy: bool) -> None:
+        if connection is None:
+            self._hand_over(None)
+            return
+        if not healthy or self._closed or connection.is_closed() or connection.is_in_transaction():
+            self._open -= 1
+            connection.terminate()
+            self._hand_over(None)
+            return
+        self._hand_over(connection)
+
+    def _hand_over(self, connection: asyncpg.Connection | None) -> None:
+        """Give a free connection (or, None, room for a new one) to the first waiter, else keep it idle."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(connection)
+                return
+        if connection is not None:
+            self._idle.append(connection)
+
+
+def _single_append(batch: Batch) -> Append | None:
+    """The batch's only append when it is one event and the batch nothing else (``APPEND_SQL``'s case)."""
+    if len(batch.appends) != 1 or len(batch.appends[0].events) != 1 or batch.statements or batch.snapshots:
+        return None
+    if batch.timers or batch.cancelled_timers or batch.checkpoint or batch.inbox or batch.park or batch.unpark:
+        return None
+    return batch.appends[0]
 
 
 def _count(status: str) -> int:
@@ -460,13 +678,18 @@ class PostgresStore(Store):
         self.dsn = dsn
         self.create = create  # create the database on open when it does not exist
         self.pool_size = pool_size
-        self._pool: asyncpg.Pool | None = None
+        self._pool: Connections | None = None
         self._engine: AsyncEngine | None = None
         self._autocommit: AsyncEngine | None = None
         self._listener: asyncpg.Connection | None = None
         self._listen_lock = asyncio.Lock()
         self._appended = Signal()  # the log grew
         self._ended = Signal()  # a transaction of this store ended (positions behind it may be fixed now)
+        self._ended_count = 0  # how many have ended
+        self._committing = 0  # how many are running now
+        self._waiting: dict[tuple[str, int], asyncio.Future[int]] = {}  # (stream, version) of a last event
+        self._answerer: asyncio.Task[None] | None = None
+        self._answering: asyncpg.Connection | None = None  # the answerer's own: never queued behind writers
         self._sealer: asyncio.Task[None] | None = None
         self._seal_target = 0  # every transaction below this xid that this store committed ...
         self._sealed_below = 0  # ... is numbered once the watermark passed it
@@ -480,8 +703,10 @@ class PostgresStore(Store):
         if self.create:
             await create_database(self.dsn)
         settings = {"application_name": f"junction/{self.service}"[:63]}
-        pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self.pool_size, server_settings=settings,
-                                         reset=_keep_session)
+        # The platform's statements are prepared once per connection and their best plans do not depend
+        # on the parameters, but PostgreSQL, seeing that a custom plan of the append could fold its
+        # CASEs, plans it anew on every execution: that made a one-event commit cost 1.3x an insert.
+        pool = Connections(self.dsn, self.pool_size, {**settings, "plan_cache_mode": "force_generic_plan"})
         engine: AsyncEngine | None = None
         try:
             async with pool.acquire() as connection:
@@ -508,6 +733,18 @@ class PostgresStore(Store):
         if sealer is not None:  # a round in flight may finish; what is left, the next reader numbers
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(sealer, timeout=1.0)
+        answerer, self._answerer = self._answerer, None
+        if answerer is not None:
+            answerer.cancel()
+            with contextlib.suppress(BaseException):
+                await answerer
+        waiting, self._waiting = self._waiting, {}
+        for future in waiting.values():  # committed, but the position can no longer be learnt here
+            if not future.done():
+                future.set_exception(StoreError(f"store {self.service} closed before a log position was known"))
+        answering, self._answering = self._answering, None
+        if answering is not None:
+            answering.terminate()  # read-only: nothing to finish
         listener, self._listener = self._listener, None
         if listener is not None:
             try:
@@ -522,8 +759,8 @@ class PostgresStore(Store):
             await engine.dispose()
 
     @property
-    def pool(self) -> asyncpg.Pool:
-        """The asyncpg pool (benchmarks and tools)."""
+    def pool(self) -> Connections:
+        """The platform's connections (benchmarks and tools)."""
         if self._pool is None:
             raise StoreError(f"store {self.service} is not open")
         return self._pool
@@ -539,27 +776,47 @@ class PostgresStore(Store):
     async def commit(self, batch: Batch) -> int:
         if batch.is_empty():
             return 0
-        arguments = self._arguments(batch)
-        last = next((a.stream for a in reversed(batch.appends) if a.events), None)
-        count = sum(len(a.events) for a in batch.appends)  # the last event's ord in its transaction
+        single = _single_append(batch)
+        last = (single.stream if single is not None
+                else next((a.stream for a in reversed(batch.appends) if a.events), None))
+        self._committing += 1
         try:
-            if batch.statements:
-                row = await self._commit_with_statements(arguments, batch.statements)
+            if single is not None:
+                row = await self._append(single)
+            elif batch.statements:
+                row = await self._commit_with_statements(self._arguments(batch), batch.statements)
             else:
                 try:
-                    row = await self.pool.fetchrow(COMMIT_SQL, *arguments)
+                    row = await self.pool.fetchrow(COMMIT_SQL, *self._arguments(batch))
                 except asyncpg.PostgresError as error:
                     raise (_conflict(error) or error) from None
         finally:
-            self._ended.notify()  # whatever happened, this transaction no longer holds anyone's position back
+            # whatever happened, this transaction no longer holds anyone's position back
+            self._ended_count += 1
+            self._committing -= 1
+            self._ended.notify()
         if last is None or row is None or row["out_xid"] is None:
             return 0
         self._seal_soon(row["out_xid"])
         position = row["out_position"]
         if position is None:  # an older transaction was still open
-            position = await self._position((last, row["out_version"], row["out_xid"], count))
+            position = await self._position(last, row["out_version"])
         self._grew()
         return int(position)
+
+    async def _append(self, append: Append) -> Any:
+        """One event and nothing else: one statement (``APPEND_SQL``); its answer."""
+        (event,) = append.events
+        try:
+            row = await self.pool.fetchrow(
+                APPEND_SQL, append.stream, append.expected_version, event.id, event.type, event.key,
+                event.occurred_at, event.schema_version, event.json, event.causation_id, event.correlation_id)
+        except asyncpg.PostgresError as error:
+            raise (_conflict(error) or error) from None
+        if row is None:  # nothing inserted: the stream is behind the expected version
+            stored = await self.stream_version(append.stream)
+            raise ConcurrencyError(f"stream {append.stream} is at version {stored}, not {append.expected_version}")
+        return row
 
     async def _commit_with_statements(self, arguments: tuple[Any, ...], statements: Sequence[Executable]) -> Any:
         """BEGIN, the platform writes, the service's statements, COMMIT; ``commit_batch``'s answer."""
@@ -577,19 +834,82 @@ class PostgresStore(Store):
                 raise
         return row
 
-    async def _position(self, event: tuple[str, int, int, int]) -> int:
-        """The log position of a committed event (stream, version, xid, ord), waiting - holding no
-        connection - until every older transaction has ended."""
-        delay, started, warned = 0.0002, time.monotonic(), 0.0
-        while (position := await self.pool.fetchval(POSITION_SQL, *event)) is None:
-            await self._ended.wait(delay)  # a transaction of this process ended, or time for another look
-            delay = min(delay * 2, 0.02)
-            waited = time.monotonic() - started
-            if waited - warned > 5:
-                warned = waited
-                log.warning("log position waits on an older open transaction", service=self.service,
-                            waited=round(waited, 1))
-        return int(position)
+    async def _position(self, stream: str, version: int) -> int:
+        """The log position of a committed event, known once every older transaction has ended: one
+        read-only round trip answers every writer waiting by then (asking writer by writer cost more
+        than the commits themselves), on a connection of its own, so never queued behind writers."""
+        key = (stream, version)
+        future = self._waiting.get(key)
+        if future is None:
+            future = self._waiting[key] = asyncio.get_running_loop().create_future()
+        if self._answerer is None or self._answerer.done():
+            self._answerer = asyncio.create_task(self._answer_rounds(), name=f"junction/{self.service}/positions")
+        try:
+            return await future
+        finally:
+            if future.cancelled():
+                self._waiting.pop(key, None)
+
+    async def _answer_rounds(self) -> None:
+        """Answer waiting writers until none is left.
+
+        A round costs about as much as a commit, so it should answer as many writers as it can: while
+        more commits of this store are running than writers wait, those commits (likely older than some
+        waiters, so holding them back anyway) may end first, for up to ``POSITION_GATHER``. When no
+        transaction of this store ended since the last round, what is left waits on a transaction
+        elsewhere, and the rounds look again less and less often.
+        """
+        loop = asyncio.get_running_loop()
+        patience, ended, since = POSITION_PATIENCE, -1, time.monotonic()
+        while self._pool is not None and self._waiting:
+            if self._ended_count == ended:
+                await self._ended.wait(patience)
+                patience = min(patience * 2, MAX_PATIENCE)
+            else:
+                patience = POSITION_PATIENCE
+                deadline = loop.time() + POSITION_GATHER
+                while self._committing > len(self._waiting) and (left := deadline - loop.time()) > 0:
+                    await self._ended.wait(left)
+            ended = self._ended_count
+            keys = list(self._waiting)
+            try:
+                positions = await self._positions(keys)
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as error:
+                log.warning("finding log positions failed; trying again", service=self.service, error=str(error))
+                await asyncio.sleep(patience)
+                continue
+            answered = 0
+            for key, position in zip(keys, positions or (), strict=False):
+                if position is None:
+                    continue
+                future = self._waiting.pop(key, None)
+                if future is not None and not future.done():
+                    future.set_result(int(position))
+                    answered += 1
+            if answered or not self._waiting:
+                since = time.monotonic()
+            elif time.monotonic() - since > 5:
+                since = time.monotonic()
+                log.warning("log positions wait on an older open transaction", service=self.service,
+                            writers=len(self._waiting))
+
+    async def _positions(self, keys: list[tuple[str, int]]) -> list[int | None] | None:
+        """``POSITIONS_SQL`` for ``keys`` on the answerer's connection (made on first use, again after a failure)."""
+        connection = self._answering
+        if connection is None or connection.is_closed():
+            connection = self._answering = await asyncpg.connect(self.dsn, timeout=5, server_settings={
+                "application_name": f"junction/{self.service}/positions"[:63],
+                # its plan does not depend on the keys: planning it anew each time (what PostgreSQL
+                # chooses by itself here) cost twice as much as running it
+                "plan_cache_mode": "force_generic_plan"})
+        try:
+            positions: list[int | None] | None = await connection.fetchval(
+                POSITIONS_SQL, [k[0] for k in keys], [k[1] for k in keys])
+        except (asyncpg.InterfaceError, OSError, TimeoutError):
+            self._answering = None
+            connection.terminate()
+            raise
+        return positions
 
     def _seal_soon(self, xid: int) -> None:
         """Number the new events in the background (and NOTIFY other processes), off the commit's path:
@@ -602,16 +922,19 @@ class PostgresStore(Store):
     async def _seal_rounds(self) -> None:
         pause = SEAL_PAUSE
         while self._pool is not None and self._sealed_below < self._seal_target:
+            # let commits gather so that one round numbers them all: a round costs about as much as a
+            # commit, and readers seal for themselves what they need sooner
+            await asyncio.sleep(pause)
+            if self._pool is None:
+                return
             try:
                 watermark = await self._pool.fetchval("SELECT junction.seal()")
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, StoreError) as error:
                 log.warning("sealing the log failed; readers will do it", service=self.service, error=str(error))
                 return
             self._sealed_below = max(self._sealed_below, int(watermark))
-            # under load, let commits gather so that one round numbers them all; when an older
-            # transaction holds the numbering back, look again less and less often
-            pause = SEAL_PAUSE if self._sealed_below >= self._seal_target else min(pause * 2, 0.05)
-            await asyncio.sleep(pause)
+            # when an older transaction holds the numbering back, look again less and less often
+            pause = SEAL_PAUSE if self._sealed_below >= self._seal_target else min(pause * 2, MAX_PATIENCE)
 
     def _grew(self) -> None:
         self._generation += 1
@@ -792,12 +1115,12 @@ class PostgresStore(Store):
             return 1
 
 
-def postgres_stores(dsn: str, prefix: str = "") -> Callable[[Service, Path], Store]:
+def postgres_stores(dsn: str, prefix: str = "", create: bool = True) -> Callable[[Service, Path], Store]:
     """A ``Runtime`` store factory: service ``s`` in database ``<prefix><s>`` on ``dsn``'s server, created
-    when missing (``-`` in service names becomes ``_``)."""
+    when missing unless ``create`` is False (``-`` in service names becomes ``_``)."""
 
     def make(service: Service, data_dir: Path) -> Store:
         database = f"{prefix}{service.name}".replace("-", "_")
-        return PostgresStore(service.name, database_dsn(dsn, database), service.metadata, create=True)
+        return PostgresStore(service.name, database_dsn(dsn, database), service.metadata, create=create)
 
     return make

@@ -43,6 +43,7 @@ log = structlog.get_logger()
 
 
 LOCAL_CALLERS = frozenset({"127.0.0.1", "::1", "localhost"})
+OPTIONAL_BROKERS = frozenset({"rabbitmq"})  # what ``System.brokers`` may name
 
 
 def from_this_machine(request: Request) -> bool:
@@ -75,6 +76,9 @@ class System:
     # stay reachable in-process only (the transport, ``Runtime.client``).
     gateway: Callable[[Runtime], list[BaseRoute]] | None = None
     description: str = ""
+    # Brokers the distributed topology needs besides PostgreSQL and Kafka, e.g. frozenset({"rabbitmq"})
+    # for queue semantics: `junction up --distributed` starts them and tells every process where they are.
+    brokers: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         checks: list[tuple[str, list[object]]] = [
@@ -86,6 +90,9 @@ class System:
             duplicates = sorted({str(v) for v in values if values.count(v) > 1})
             if duplicates:
                 raise ValueError(f"{self.name}: {what} used twice: {', '.join(duplicates)}")
+        if unknown := sorted(set(self.brokers) - OPTIONAL_BROKERS):
+            known = ", ".join(sorted(OPTIONAL_BROKERS))
+            raise ValueError(f"{self.name}: unknown broker {', '.join(unknown)} (known: {known})")
 
     def service(self, name: str) -> Service:
         """One service by name."""
@@ -123,8 +130,10 @@ class Runtime:
     def __init__(self, system: System, data_dir: Path | str, clock: Clock | None = None,
                  only: list[str] | None = None, retry: RetryPolicy | None = None,
                  poll_interval: float = 0.25, store_factory: StoreFactory | None = None,
-                 source_factory: SourceFactory | None = None, edge: bool | None = None) -> None:
+                 source_factory: SourceFactory | None = None, edge: bool | None = None,
+                 peers: dict[str, str] | None = None) -> None:
         self.system = system
+        self.peers = peers or {}  # service -> URL, for services another process hosts (``junction.topology``)
         self.data_dir = Path(data_dir)
         # Serve the system's gateway here (default: when it has one). A process that hosts one service
         # of a distributed system serves that service's internal API under /<service> instead.
@@ -282,19 +291,30 @@ class Runtime:
             await asyncio.sleep(0.002)
 
     async def _quiet(self) -> bool:
+        t0 = time.monotonic()
+        r = await self._quiet2()
+        if os.environ.get("DBGSETTLE"):
+            print(f"quiet {r} {1000*(time.monotonic()-t0):.1f}ms {getattr(self, '_why', '')}")
+        return r
+
+    async def _quiet2(self) -> bool:
+        self._why = "busy"
         if self.clock._busy:
             return False
         now = self.clock.timestamp()
         for service in self.services.values():
             next_due = await service.store.next_due()
+            self._why = "due " + service.spec.name
             if next_due is not None and next_due <= now:
                 return False
             for worker in service.subscriptions.values():
+                self._why = "lag " + worker.name
                 if await worker.source.lag() > 0 or not worker.caught_up.is_set():
                     return False
                 if any(p.retry_requested for p in await service.store.parked(worker.name)):
                     return False
         for check in self.quiet_checks:
+            self._why = "check " + repr(check)
             if not await check():
                 return False
         return True
@@ -334,10 +354,9 @@ class Runtime:
             self.transport.add_app(service.spec.name, service.app)
             if not self.edge:
                 mounts.append(Mount(f"/{service.spec.name}", app=service.app))
-        for spec in self.system.services:  # services hosted by other processes, when configured
-            url = os.environ.get(f"JUNCTION_{spec.name.upper().replace('-', '_')}_URL")
-            if spec.name not in self.services and url:
-                self.transport.add_url(spec.name, url)
+        for name, url in self.peers.items():  # services hosted by other processes
+            if name not in self.services:
+                self.transport.add_url(name, url)
 
         async def health(request: Request) -> JSONResponse:
             return JSONResponse({"status": "ok", "time": self.clock.now().isoformat(),

@@ -57,7 +57,8 @@ async def serve(runtime: Runtime, host: str, port: int,
                 start: Callable[[Runtime], Awaitable[None]] | None = None, run_file: bool = True) -> None:
     """Start the runtime (``start``, default ``Runtime.start``), serve it until interrupted, stop it cleanly."""
     await (start or Runtime.start)(runtime)
-    config = uvicorn.Config(runtime.app, host=host, port=port, log_level="warning", lifespan="off")
+    # log_config=None: uvicorn's warnings go through the process's own log format (``junction.logs``)
+    config = uvicorn.Config(runtime.app, host=host, port=port, log_level="warning", lifespan="off", log_config=None)
     server = uvicorn.Server(config)
     if run_file:
         write_run_file(runtime.data_dir, runtime.system.name, host, port)

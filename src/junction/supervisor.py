@@ -4,6 +4,11 @@
 pid in its state file), and it stops its children in reverse start order. Restarts back off
 exponentially (1 s doubling to 30 s) and the backoff resets once a process has stayed up for a
 minute, so a crash loop does not spin while a one-off crash comes back at once.
+
+Each process writes its output (stdout and stderr) to ``<log_dir>/<name>.log``, which the supervisor
+appends to across restarts, adding a JSON line of its own whenever it starts a process or sees one
+exit, so ``junction logs`` shows a crash and its restart in place. The state file (JSON) holds the
+supervisor's pid, what the caller describes the deployment as (``info``) and every process's state.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -61,11 +67,13 @@ class Supervisor:
     """Starts processes, restarts the ones that die, stops them all on request."""
 
     def __init__(self, specs: list[ProcessSpec], log_dir: Path, state_file: Path,
-                 on_change: Callable[[list[dict[str, Any]]], None] | None = None) -> None:
+                 on_change: Callable[[list[dict[str, Any]]], None] | None = None,
+                 info: dict[str, Any] | None = None) -> None:
         self.children = [Supervised(spec) for spec in specs]
         self.log_dir = log_dir
         self.state_file = state_file
         self.on_change = on_change
+        self.info = info or {}  # the deployment, as the operator commands need to know it
         self._stopping = asyncio.Event()
         self._last_written: list[tuple[Any, ...]] = []
 
@@ -98,8 +106,20 @@ class Supervisor:
         """Every process's state."""
         return [child.describe() for child in self.children]
 
+    def log_file(self, name: str) -> Path:
+        """Where the process ``name`` writes its output."""
+        return self.log_dir / f"{name}.log"
+
+    def _note(self, child: Supervised, event: str, **fields: Any) -> None:
+        """Append a supervisor line to the child's log, in the JSON shape of the processes' own lines."""
+        line = {"event": event, "process": child.spec.name, "logger": "supervisor",
+                "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"), **fields}  # as structlog's
+        with self.log_file(child.spec.name).open("a") as log:
+            log.write(json.dumps(line) + "\n")
+
     async def _start(self, child: Supervised) -> None:
-        log = open(self.log_dir / f"{child.spec.name}.log", "ab")  # noqa: SIM115 - the child owns it
+        self._note(child, "starting process", level="info", argv=child.spec.argv, restarts=child.restarts)
+        log = open(self.log_file(child.spec.name), "ab")  # noqa: SIM115 - the child owns it
         child.process = await asyncio.create_subprocess_exec(
             *child.spec.argv, env={**os.environ, **child.spec.env}, stdout=log, stderr=log,
             start_new_session=True,  # a Ctrl-C in the terminal reaches the supervisor only
@@ -120,6 +140,8 @@ class Supervisor:
         if child.state in ("running", "ready"):
             child.state = "restarting"
             child.restart_at = time.monotonic() + child.backoff
+            self._note(child, "process exited", level="warning", exit_code=process.returncode,
+                       restart_in=child.backoff)
         if time.monotonic() >= child.restart_at:
             child.restarts += 1
             child.backoff = min(MAX_BACKOFF, child.backoff * 2)
@@ -148,6 +170,8 @@ class Supervisor:
             except TimeoutError:
                 process.kill()
                 await process.wait()
+            if child.state != "stopped":
+                self._note(child, "process stopped", level="info", exit_code=process.returncode)
             child.state = "stopped"
         self._changed()
 
@@ -164,8 +188,18 @@ class Supervisor:
         self._last_written = [(r["name"], r["pid"], r["restarts"], r["state"]) for r in rows]
         if not self._stopping.is_set() or self.state_file.exists():
             temporary = self.state_file.with_suffix(".tmp")
-            temporary.write_text(json.dumps({"pid": os.getpid(), "children": rows}))
+            temporary.write_text(json.dumps({"pid": os.getpid(), **self.info, "children": rows}))
             temporary.replace(self.state_file)
+
+
+def running_state(state_file: Path) -> dict[str, Any] | None:
+    """The state a live supervisor wrote to ``state_file``; None when there is none or its process is gone."""
+    try:
+        state: dict[str, Any] = json.loads(state_file.read_text())
+        os.kill(int(state["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return state
 
 
 def stop_running(state_file: Path, timeout: float = 30.0) -> bool:

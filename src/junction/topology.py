@@ -1,29 +1,23 @@
-"""One process's part of a system, assembled from configuration: embedded, or distributed.
+"""One process's part of a system, assembled from configuration (``junction.config``): embedded, or distributed.
 
-The same names configure a laptop run (`junction up --distributed` sets them for its children)
-and the Kubernetes manifests:
-
-| variable | meaning |
-|---|---|
-| ``JUNCTION_DATA_DIR`` | where SQLite files, keys and the clock origin live (default ``var/<system>``) |
-| ``JUNCTION_DATABASE_URL`` | a PostgreSQL server; service ``s`` of system ``y`` uses database ``y_s`` |
-| ``JUNCTION_KAFKA_BOOTSTRAP`` | Kafka brokers: each service relays its log to its topic, consumers read topics |
-| ``JUNCTION_<SERVICE>_URL`` | where a service hosted by another process answers (``http://host:port/<service>``) |
-| ``JUNCTION_TIME_SCALE``, ``JUNCTION_CLOCK_ORIGIN`` | a shared scaled clock for every process of a demo |
-
-Without ``JUNCTION_DATABASE_URL`` and ``JUNCTION_KAFKA_BOOTSTRAP`` a process uses SQLite files and
-reads other services' logs from their files, which is how one process per service runs on one
-machine without any server.
+The same settings configure a laptop run (`junction up --distributed` sets them for its children)
+and the Kubernetes manifests: ``database_url`` (``JUNCTION_DATABASE_URL``) puts service ``s`` of
+system ``y`` in PostgreSQL database ``y_s``; ``kafka_bootstrap`` makes services relay their logs to
+Kafka and consume topics; ``<service>_url`` says where a service hosted by another process answers;
+``time_scale`` and ``clock_origin`` give every process of a demo one scaled clock. Without a
+database and a broker a process uses SQLite files and reads other services' logs from their files,
+which is how one process per service runs on one machine without any server.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from junction import config as settings
 from junction.clock import Clock, make_clock
+from junction.config import Config
 from junction.runtime import Runtime, StoreFactory, System
 
 
@@ -33,24 +27,26 @@ class Topology:
 
     database_url: str | None = None
     kafka_bootstrap: str | None = None
+    config: Config = field(default_factory=Config, compare=False, repr=False)  # Kafka names, peers' URLs
 
     @classmethod
-    def from_env(cls) -> Topology:
-        """Read ``JUNCTION_DATABASE_URL`` and ``JUNCTION_KAFKA_BOOTSTRAP``."""
-        return cls(os.environ.get("JUNCTION_DATABASE_URL") or None, os.environ.get("JUNCTION_KAFKA_BOOTSTRAP") or None)
+    def from_config(cls, config: Config | None = None) -> Topology:
+        """The topology ``config`` (default: this process's configuration) describes."""
+        config = config or settings.load()
+        return cls(config.database_url, config.kafka_bootstrap, config)
 
     @property
     def distributed(self) -> bool:
         """True when services keep their state in PostgreSQL and exchange events over Kafka."""
         return self.database_url is not None
 
-    def stores(self, system: System) -> StoreFactory | None:
-        """The store factory (None: the embedded SQLite default)."""
+    def stores(self, system: System, create: bool = True) -> StoreFactory | None:
+        """The store factory (None: the embedded SQLite default); ``create`` makes missing databases."""
         if self.database_url is None:
             return None
         from junction.postgres import postgres_stores
 
-        return postgres_stores(self.database_url, prefix=f"{system.name}_")
+        return postgres_stores(self.database_url, prefix=f"{system.name}_", create=create)
 
     def kafka(self, system: System) -> Any:
         """The system's Kafka configuration, when a broker is configured."""
@@ -58,7 +54,7 @@ class Topology:
             return None
         from junction.kafka import KafkaConfig
 
-        return KafkaConfig.from_env(system.name)
+        return KafkaConfig.from_config(system.name, self.config)
 
     def runtime(self, system: System, data_dir: Path, clock: Clock, only: list[str] | None,
                 edge: bool | None = None) -> Runtime:
@@ -69,8 +65,9 @@ class Topology:
             from junction.kafka import kafka_sources
 
             sources = kafka_sources(kafka)
+        peers = {s.name: url for s in system.services if (url := self.config.service_url(s.name))}
         return Runtime(system, data_dir, clock=clock, only=only, store_factory=self.stores(system),
-                       source_factory=sources, edge=edge)
+                       source_factory=sources, edge=edge, peers=peers)
 
     async def start(self, runtime: Runtime) -> None:
         """Start the runtime and, with Kafka, the outbox relay of every service it hosts."""
@@ -82,8 +79,8 @@ class Topology:
             start_relays(runtime, kafka)
 
 
-def clock_from_env(time_scale: float | None = None) -> Clock:
-    """The platform clock shared by the processes of one run (``JUNCTION_TIME_SCALE``/``_CLOCK_ORIGIN``)."""
-    scale = time_scale if time_scale is not None else float(os.environ.get("JUNCTION_TIME_SCALE", "1"))
-    origin = os.environ.get("JUNCTION_CLOCK_ORIGIN")
-    return make_clock(scale, float(origin) if origin else None)
+def clock_from_config(config: Config | None = None, time_scale: float | None = None) -> Clock:
+    """The platform clock shared by the processes of one run (``time_scale`` and ``clock_origin``)."""
+    config = config or settings.load()
+    origin: float | None = config.get("clock_origin")
+    return make_clock(float(config.get("time_scale", time_scale)), origin)

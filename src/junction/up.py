@@ -1,8 +1,9 @@
 """``junction up``: a system as one process per service plus its gateway, under a supervisor.
 
 With ``--distributed`` it first starts (installing when missing) a local PostgreSQL cluster and a
-Kafka broker on loopback; every process then gets its database and the broker through the same
-``JUNCTION_*`` variables the Kubernetes manifests use (see ``junction.topology``). Without it the
+Kafka broker on loopback (and a RabbitMQ node when the system declares it needs one); every
+process then gets its database and the brokers through the same ``JUNCTION_*`` variables the
+Kubernetes manifests use (see ``junction.topology``). Without it the
 processes share SQLite files, which needs no server at all. ``junction down`` stops everything.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +57,21 @@ def process_specs(system: System, data_dir: Path, gateway_port: int, first_servi
     return specs
 
 
+def start_rabbitmq(system: System, data_dir: Path, console: Console, env: dict[str, str],
+                   stops: list[Callable[[], None]], servers: dict[str, dict[str, str]]) -> None:
+    """Start a RabbitMQ node in the data directory when the system needs one (``System.brokers``); the
+    processes get its URL in ``env``, ``stops`` gets its stop."""
+    if "rabbitmq" not in system.brokers:
+        return
+    from junction.infra.rabbitmq import private_node
+
+    with console.status("starting RabbitMQ (installing it first if needed)"):
+        node = private_node((data_dir / "rabbitmq").resolve())
+        env["JUNCTION_RABBITMQ_URL"] = node.start()
+    stops.append(node.stop)
+    servers["rabbitmq"] = {"address": node.url, "log": str(node.log_dir)}
+
+
 def run_up(system: System, data_dir: Path, port: int | None, first_service_port: int, time_scale: float,
            distributed: bool, console: Console) -> None:
     """Start the servers (when distributed) and the processes; supervise until stopped."""
@@ -62,7 +79,8 @@ def run_up(system: System, data_dir: Path, port: int | None, first_service_port:
     clock = clock_for(data_dir, time_scale)
     if isinstance(clock, ScaledClock):
         env |= {"JUNCTION_TIME_SCALE": str(time_scale), "JUNCTION_CLOCK_ORIGIN": str(clock._origin_wall)}
-    stops = []
+    stops: list[Callable[[], None]] = []
+    servers: dict[str, dict[str, str]] = {}  # for `junction status` and `junction logs`
     if distributed:
         from junction.infra.postgres import LocalPostgres
         from junction.kafka.broker import KafkaBroker, free_port
@@ -73,15 +91,21 @@ def run_up(system: System, data_dir: Path, port: int | None, first_service_port:
             postgres = LocalPostgres(home=(data_dir / "pg").resolve())
             env["JUNCTION_DATABASE_URL"] = postgres.start()
         stops.append(postgres.stop)
+        servers["postgres"] = {"address": env["JUNCTION_DATABASE_URL"], "log": str(postgres.log_file)}
         with console.status("starting Kafka (fetching the jars from Maven Central the first time)"):
             broker = KafkaBroker(home=(data_dir / "kafka").resolve(), port=free_port(), controller_port=free_port())
             broker.start()
         stops.append(broker.stop)
         env["JUNCTION_KAFKA_BOOTSTRAP"] = broker.bootstrap
+        servers["kafka"] = {"address": broker.bootstrap, "log": str(broker.log_file)}
+        start_rabbitmq(system, data_dir, console, env, stops, servers)
     specs = process_specs(system, data_dir.resolve(), port or system.port, first_service_port, env)
     with Live(_table(system, []), console=console, refresh_per_second=2) as live:
+        # The state file tells the operator commands what runs here: the settings the processes got
+        # (where their data is) and the servers' addresses and logs.
+        info = {"system": system.name, "distributed": distributed, "settings": env, "servers": servers}
         supervisor = Supervisor(specs, data_dir / "logs", data_dir / STATE_FILE,
-                                on_change=lambda rows: live.update(_table(system, rows)))
+                                on_change=lambda rows: live.update(_table(system, rows)), info=info)
         try:
             with contextlib.suppress(KeyboardInterrupt):
                 asyncio.run(supervisor.run())

@@ -6,23 +6,28 @@ from typing import Any
 
 from rich.console import Console
 
+from junction.bench import BenchOptions
 
-async def balance(console: Console, quick: bool) -> dict[str, Any]:
+
+async def balance(console: Console, options: BenchOptions) -> dict[str, Any]:
     """Credit-balance latency with 10, 1,000 and 100,000 records."""
     from ebike.bench import balance as run
 
-    return await run(console, quick)
+    return await run(console, options.quick)
 
 
-async def e2e(console: Console, quick: bool) -> dict[str, Any]:
-    """Command accepted → projection updated."""
+async def e2e(console: Console, options: BenchOptions) -> dict[str, Any]:
+    """Command accepted → projection updated (embedded, or through PostgreSQL and Kafka)."""
     from ebike.bench import e2e as run
+    from ebike.bench import e2e_distributed
 
-    return await run(console, quick)
+    if options.distributed:
+        return await e2e_distributed(console, options.quick)
+    return await run(console, options.quick)
 
 
-async def gateway(console: Console, quick: bool) -> dict[str, Any]:
+async def gateway(console: Console, options: BenchOptions) -> dict[str, Any]:
     """GraphQL through the gateway next to the same calls without it."""
     from ebike.gateway.bench import gateway as run
 
-    return await run(console, quick)
+    return await run(console, options.quick)

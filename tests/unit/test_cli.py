@@ -13,7 +13,6 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +21,15 @@ import typer
 from typer.testing import CliRunner
 
 from junction import systems
-from junction.cli import app, main
+from junction.cli import app
 from junction.ids import Snowflake
 from junction.runtime import Runtime
 from junction.sqlite import SqliteStore
 from junction.store import ANY_VERSION, Append, Batch, NewEvent
+from tests.conftest import Cli
 
 JUNCTION = shutil.which("junction", path=str(Path(sys.executable).parent))
 runner = CliRunner()
-Cli = Callable[..., subprocess.CompletedProcess[str]]  # runs junction's main() in-process
 
 
 def junction(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -53,29 +52,6 @@ def assert_clean_error(result: subprocess.CompletedProcess[str], *fragments: str
 
 def one_line(result: subprocess.CompletedProcess[str]) -> bool:
     return len(result.stderr.strip().splitlines()) == 1
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-        tmp_path: Path) -> Cli:
-    """Run ``junction.cli.main`` in-process (what the entry point calls), as a CompletedProcess.
-
-    Cheaper than a subprocess; the handful of subprocess tests above prove the script calls ``main``.
-    """
-    monkeypatch.chdir(tmp_path)
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        monkeypatch.setattr(sys, "argv", ["junction", *args])
-        capsys.readouterr()
-        try:
-            main()
-            code = 0
-        except SystemExit as done:
-            code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
-        out = capsys.readouterr()
-        return subprocess.CompletedProcess(["junction", *args], code, out.out, out.err)
-
-    return run
 
 
 # -- help -------------------------------------------------------------------------------------

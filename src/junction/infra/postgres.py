@@ -32,6 +32,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from junction.errors import ConfigError
+
 DEFAULT_PORT = 55432
 DEFAULT_HOME = Path("var/pg")
 SYSTEM_USER = "postgres"
@@ -255,13 +257,12 @@ class LocalPostgres:
 
 
 def from_environment(home: Path | None = None, port: int | None = None) -> LocalPostgres:
-    """The cluster named by ``--home``/``--port`` or ``JUNCTION_PG_HOME``/``JUNCTION_PG_PORT``."""
-    fixed = port is not None or "JUNCTION_PG_PORT" in os.environ
-    return LocalPostgres(
-        home=home or Path(os.environ.get("JUNCTION_PG_HOME", str(DEFAULT_HOME))),
-        port=port or int(os.environ.get("JUNCTION_PG_PORT", str(DEFAULT_PORT))),
-        port_is_fixed=fixed,
-    )
+    """The cluster named by ``--home``/``--port``, else ``pg_home``/``pg_port`` (``JUNCTION_PG_*``, config file)."""
+    from junction.config import load
+
+    config = load()
+    return LocalPostgres(home=Path(config.get("pg_home", home)), port=config.get("pg_port", port),
+                         port_is_fixed=config.origin("pg_port", port) != "default")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -275,8 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--optional", action="store_true",
                         help="install: outside CI, only warn when PostgreSQL cannot be installed")
     args = parser.parse_args(argv)
-    server = from_environment(args.home, args.port)
     try:
+        server = from_environment(args.home, args.port)
         if args.action == "install":
             print(install())
         elif args.action == "start":
@@ -292,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
             port = server.running_port()
             print(f"postgresql under {server.data}: " + (f"running on port {port}" if port else "stopped"))
             return 0 if port else 3
-    except PostgresError as error:
+    except (PostgresError, ConfigError) as error:
         if args.action == "install" and args.optional and not in_ci():
             print(f"warning: {error}\n(the PostgreSQL tests will be skipped)", file=sys.stderr)
             return 0

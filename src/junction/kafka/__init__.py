@@ -12,6 +12,7 @@ Wiring a runtime to Kafka takes two calls::
 from __future__ import annotations
 
 from junction.kafka.config import KafkaConfig, ensure_topic
+from junction.kafka.offsets import EndOffsets
 from junction.kafka.relay import KafkaRelay
 from junction.kafka.source import KafkaSource
 from junction.runtime import Runtime, ServiceRuntime, SourceFactory
@@ -23,9 +24,11 @@ __all__ = ["KafkaConfig", "KafkaRelay", "KafkaSource", "ensure_topic", "kafka_so
 
 def kafka_sources(config: KafkaConfig, source_class: type[KafkaSource] = KafkaSource) -> SourceFactory:
     """A ``Runtime`` source factory: every subscription reads its source service's topic."""
+    end_offsets = EndOffsets(config.bootstrap)  # one connection for every source's lag
 
     def make(service: ServiceRuntime, spec: SubscriptionSpec) -> Source:
-        return source_class(config, service.spec.name, spec.name, spec.source, service.store)
+        return source_class(config, service.spec.name, spec.name, spec.source, service.store,
+                            end_offsets=end_offsets)
 
     return make
 

@@ -16,6 +16,7 @@ import contextlib
 import ctypes
 import fcntl
 import os
+import re
 import shutil
 import signal
 import socket
@@ -88,9 +89,13 @@ class BrokerError(RuntimeError):
 
 
 def cache_root() -> Path:
-    """Where downloads are kept across runs: ``$JUNCTION_CACHE``, else ``$XDG_CACHE_HOME/junction``."""
-    if os.environ.get("JUNCTION_CACHE"):
-        return Path(os.environ["JUNCTION_CACHE"])
+    """Where downloads are kept across runs: the ``cache`` setting (``JUNCTION_CACHE``), else
+    ``$XDG_CACHE_HOME/junction``."""
+    from junction.config import load
+
+    configured = load().get("cache")
+    if configured:
+        return Path(configured)
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "junction"
 
 
@@ -160,6 +165,18 @@ class KafkaBroker:
     controller_port: int = 59093
     version: str = KAFKA_VERSION
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)  # when started here
+
+    @classmethod
+    def at(cls, home: Path) -> KafkaBroker:
+        """The broker an earlier ``start`` configured under ``home``, on the same ports (to stop or restart it)."""
+        try:
+            config = (home / "server.properties").read_text()
+        except OSError as error:
+            raise BrokerError(f"no Kafka broker was configured under {home}") from error
+        ports = dict(re.findall(r"(PLAINTEXT|CONTROLLER)://[^,\s]+:(\d+)", config))
+        if set(ports) != {"PLAINTEXT", "CONTROLLER"}:
+            raise BrokerError(f"{home / 'server.properties'} names no PLAINTEXT and CONTROLLER listeners")
+        return cls(home, int(ports["PLAINTEXT"]), int(ports["CONTROLLER"]))
 
     @property
     def bootstrap(self) -> str:
@@ -277,14 +294,23 @@ def _cluster_id() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """``install | start | stop | status`` for a broker under ``--home`` on ``--port``."""
+    from junction.config import load
+    from junction.errors import ConfigError
+
     parser = argparse.ArgumentParser(prog="junction-kafka", description=__doc__)
     parser.add_argument("action", choices=["install", "start", "stop", "status"])
-    parser.add_argument("--home", type=Path, default=Path(os.environ.get("JUNCTION_KAFKA_HOME", "var/kafka")))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("JUNCTION_KAFKA_PORT", "59092")))
+    parser.add_argument("--home", type=Path, help="default: kafka_home (JUNCTION_KAFKA_HOME), var/kafka")
+    parser.add_argument("--port", type=int, help="default: kafka_port (JUNCTION_KAFKA_PORT), 59092")
     parser.add_argument("--controller-port", type=int,
-                        default=int(os.environ.get("JUNCTION_KAFKA_CONTROLLER_PORT", "59093")))
+                        help="default: kafka_controller_port (JUNCTION_KAFKA_CONTROLLER_PORT), 59093")
     args = parser.parse_args(argv)
-    broker = KafkaBroker(args.home.resolve(), args.port, args.controller_port)
+    try:
+        config = load()
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    broker = KafkaBroker(Path(config.get("kafka_home", args.home)).resolve(), config.get("kafka_port", args.port),
+                         config.get("kafka_controller_port", args.controller_port))
     try:
         if args.action == "install":
             print(install())

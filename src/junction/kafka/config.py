@@ -2,19 +2,20 @@
 
 One topic per source service (``<system>.<service>`` by default), keyed by stream id, the value the
 envelope's JSON; one consumer group per subscription (``<service>.<subscription>``). Every name can
-be set by environment variables, the same ones the Kubernetes manifests use.
+be set by ``JUNCTION_KAFKA_*`` variables or the config file (``junction.config``), the same names the
+Kubernetes manifests use.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 from dataclasses import dataclass
 
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from junction.config import Config, load
 from junction.events import Envelope, dumps
 
 log = structlog.get_logger()
@@ -29,18 +30,18 @@ class KafkaConfig:
     bootstrap: str = "127.0.0.1:59092"
     topic_template: str = "{system}.{service}"
     group_template: str = "{service}.{subscription}"
-    partitions: int = 3
+    # One partition: a consumer then sees a service's events in commit order, as the embedded log
+    # gives them (handlers may rely on it). More spread a group's load, but keep order per stream only.
+    partitions: int = 1
     replication: int = 1
 
     @classmethod
-    def from_env(cls, system: str) -> KafkaConfig:
-        """``JUNCTION_KAFKA_BOOTSTRAP``, ``_TOPIC_TEMPLATE``, ``_GROUP_TEMPLATE``, ``_PARTITIONS``, ``_REPLICATION``."""
-        env = os.environ.get
-        return cls(system, env("JUNCTION_KAFKA_BOOTSTRAP", cls.bootstrap),
-                   env("JUNCTION_KAFKA_TOPIC_TEMPLATE", cls.topic_template),
-                   env("JUNCTION_KAFKA_GROUP_TEMPLATE", cls.group_template),
-                   int(env("JUNCTION_KAFKA_PARTITIONS", str(cls.partitions))),
-                   int(env("JUNCTION_KAFKA_REPLICATION", str(cls.replication))))
+    def from_config(cls, system: str, config: Config | None = None) -> KafkaConfig:
+        """``kafka_bootstrap``, ``_topic_template``, ``_group_template``, ``_partitions``, ``_replication``
+        (``JUNCTION_KAFKA_*``) of ``config``, by default this process's configuration."""
+        config = config or load()
+        return cls(system, config.get("kafka_bootstrap") or cls.bootstrap, config.get("kafka_topic_template"),
+                   config.get("kafka_group_template"), config.get("kafka_partitions"), config.get("kafka_replication"))
 
     def topic(self, service: str) -> str:
         """The topic that carries ``service``'s events."""

@@ -23,6 +23,7 @@ from aiokafka.errors import KafkaError
 from junction.events import Envelope
 from junction.kafka.bounded import bounded
 from junction.kafka.config import KafkaConfig, decode, ensure_topic
+from junction.kafka.offsets import EndOffsets
 from junction.sources import Source
 from junction.store import Store
 
@@ -34,7 +35,8 @@ class KafkaSource(Source):
     """One subscription of ``service`` to ``source_service``'s topic, with offsets in its consumer group."""
 
     def __init__(self, config: KafkaConfig, service: str, subscription: str, source_service: str,
-                 checkpoints: Store, flush_every: int = 100, timeout: float = 10.0) -> None:
+                 checkpoints: Store, flush_every: int = 100, timeout: float = 10.0,
+                 end_offsets: EndOffsets | None = None) -> None:
         self.config = config
         self.subscription = subscription
         self.topic = config.topic(source_service)
@@ -42,6 +44,7 @@ class KafkaSource(Source):
         self.checkpoints = checkpoints  # the consumer's store: its inbox and parked rows are reset by rewind
         self.flush_every = flush_every
         self.timeout = timeout  # bound on broker calls, so an outage never blocks the worker for long
+        self.end_offsets = end_offsets or EndOffsets(config.bootstrap, timeout)  # for ``lag``; held while joined
         self.position = 0
         self._consumer: AIOKafkaConsumer | None = None
         self._buffer: deque[tuple[TopicPartition, int, Envelope]] = deque()  # fetched, not yet delivered
@@ -81,6 +84,7 @@ class KafkaSource(Source):
                 await bounded(consumer.stop(), self.timeout)
             raise
         self._consumer = consumer
+        self.end_offsets.acquire()
         with contextlib.suppress(KafkaError, TimeoutError):  # only for ``position``; ``lag`` seeds it again
             await bounded(self._seed(consumer.assignment()), self.timeout)
 
@@ -96,6 +100,7 @@ class KafkaSource(Source):
         if consumer is not None:
             with contextlib.suppress(Exception):
                 await bounded(consumer.stop(), self.timeout)  # leaves the group; commits nothing
+            await self.end_offsets.release()
 
     # -- delivery ------------------------------------------------------------------------------------
     async def fetch(self, limit: int) -> list[Envelope]:
@@ -219,7 +224,7 @@ class KafkaSource(Source):
         tps = consumer.assignment()
         if not tps:
             return len(self._buffer)
-        ends = await consumer.end_offsets(list(tps))
+        ends = await self.end_offsets.of(list(tps))
         behind = 0
         for tp in tps:
             behind += max(0, ends[tp] - await consumer.position(tp))  # not yet returned by the consumer

@@ -21,13 +21,18 @@ console = Console()
 async def register_admin(data_dir: Path, username: str, password: str,
                          stores: StoreFactory | None = None) -> dict[str, Any]:
     """Register an ADMIN through auth's contract, in-process, on the system's data directory, in auth's
-    store: ``stores`` makes it, by default the topology's (PostgreSQL with ``JUNCTION_DATABASE_URL``)."""
+    store: ``stores`` makes it, by default the configured topology's (PostgreSQL with ``JUNCTION_DATABASE_URL``,
+    or the PostgreSQL of a `junction up --distributed` running on ``data_dir``)."""
     from ebike.system import build
+    from junction.config import load
+    from junction.operations import locate
     from junction.runtime import Runtime
     from junction.topology import Topology
 
     system = build()
-    runtime = Runtime(system, data_dir, only=["auth"], store_factory=stores or Topology.from_env().stores(system))
+    config = locate(system, data_dir, load(), require_data=False).config
+    store_factory = stores or Topology.from_config(config).stores(system)
+    runtime = Runtime(system, data_dir, only=["auth"], store_factory=store_factory)
     await runtime.open()
     try:
         response = await runtime.client("auth").post(
@@ -53,6 +58,8 @@ def create_admin(
     """Create an admin (the command-line way to the first admin, or any later one)."""
     if len(password) < 8:
         raise JunctionError("the password must have at least 8 characters")
-    directory = data_dir if data_dir is not None else Path("var") / "ebike"
+    from junction.config import load
+
+    directory = load().data_dir("ebike", data_dir)
     user = asyncio.run(register_admin(directory, username, password))
     console.print(f"admin [bold]{user['username']}[/] created (id {user['id']}) in {directory}")

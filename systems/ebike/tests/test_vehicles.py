@@ -129,9 +129,27 @@ async def test_rented_vehicles_follow_their_renters(ebike: Ebike) -> None:
     assert followed["status"] == "RENTED"
 
     await stop_rental(ebike, "r1", "c1", ebike_)
+    await ebike.advance(1)  # (a move reported at the very instant of the stop would still belong to the rental)
     await move_customer(ebike, "c1", 50, 50)  # the rental is over: the e-bike stays where it was left
     left = await vehicle(ebike, ebike_["id"])
     assert (left["positionX"], left["positionY"], left["status"]) == (3, 4, "AVAILABLE")
+
+
+async def test_a_move_handled_before_its_rental_still_moves_the_vehicle(ebike: Ebike) -> None:
+    """Positions and rentals arrive over two feeds (two Kafka topics when distributed), in either order."""
+    early, late = await create(ebike, "EBIKE", 0, 0), await create(ebike, "EBIKE", 0, 0)
+    await move_customer(ebike, "c1", 1, 1)  # reported before c1's rental began: not where the bike goes
+    await ebike.advance(1)
+    await move_customer(ebike, "c1", 3, 4)  # the rental's first move, handled before the rental itself
+    await start_rental(ebike, "r1", "c1", early)
+    moved = await vehicle(ebike, early["id"])
+    assert (moved["positionX"], moved["positionY"], moved["battery"], moved["status"]) == (3, 4, 0.99, "RENTED")
+
+    await ebike.advance(1)
+    await move_customer(ebike, "c2", 7, 7)
+    await ebike.advance(1)
+    await start_rental(ebike, "r2", "c2", late)
+    assert (await vehicle(ebike, late["id"]))["positionX"] == 0  # a move from before the rental does not count
 
 
 async def test_stopped_abike_with_no_station_stays_available(ebike: Ebike) -> None:

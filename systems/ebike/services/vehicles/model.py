@@ -116,6 +116,69 @@ class Vehicle(Aggregate):
                 pass  # facts for other services; the VehicleUpdated recorded with them carries the state
 
 
+class RenterMoved(Event):
+    """A customer's reported position, as the twin saw it (internal to vehicles)."""
+
+    id: str  # the customer
+    position_x: float
+    position_y: float
+    at: float  # platform time of the report
+
+
+class RenterRentalChanged(Event):
+    """The twin took note of a customer's rental starting or stopping (internal to vehicles)."""
+
+    id: str  # the customer
+    rental_id: str
+    vehicle_id: str
+    started: bool
+    at: float  # platform time of the start or stop
+
+
+class Renter(Aggregate):
+    """What the twin knows of one customer: the latest position they reported.
+
+    Positions come from the customers service and rentals from the rentals service, over two
+    independent feeds (two Kafka topics when distributed), so a move can be handled before the
+    rental it belongs to. Both handlers write this stream, so when they run at the same time one
+    of them loses the optimistic race, runs again and sees the other's write: a move is never lost
+    between "no rental yet" and "no position yet".
+    """
+
+    stream_type = "renter"
+    position: Point | None = None
+    moved_at: float | None = None
+    vehicle_id: str | None = None  # of the latest rental
+    rented_from: float | None = None
+    rented_until: float | None = None  # None while it runs
+
+    def apply(self, event: Event) -> None:
+        """Change state by one event of the renter's stream."""
+        match event:
+            case RenterMoved():
+                self.position, self.moved_at = Point(x=event.position_x, y=event.position_y), event.at
+            case RenterRentalChanged(started=True):
+                self.vehicle_id, self.rented_from, self.rented_until = event.vehicle_id, event.at, None
+            case RenterRentalChanged(started=False):
+                self.rented_until = event.at
+
+    def left_behind(self, at: float) -> str | None:
+        """The vehicle of the rental that had already ended when a move reported at ``at`` arrived,
+        if the move belongs to that rental (reported before or at its end)."""
+        if self.rented_from is None or self.rented_until is None:
+            return None
+        return self.vehicle_id if self.rented_from <= at <= self.rented_until else None
+
+    def position_since(self, since: float) -> Point | None:
+        """The latest reported position if it was reported at or after ``since``."""
+        return self.position if self.moved_at is not None and self.moved_at >= since else None
+
+
+async def load_renter(uow: UnitOfWork, customer_id: str) -> Renter:
+    """The renter's state (a new, empty one the first time)."""
+    return await uow.load(Renter, customer_id) or await uow.create(Renter, customer_id)
+
+
 async def load_vehicle(uow: UnitOfWork, vehicle_id: str) -> Vehicle | None:
     """The vehicle, or None when it never existed or was deleted."""
     vehicle = await uow.load(Vehicle, vehicle_id)

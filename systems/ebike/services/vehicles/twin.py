@@ -35,10 +35,13 @@ from ebike.contracts.events import (
 from ebike.services.vehicles.geometry import distance, id_order, nearest, step_toward
 from ebike.services.vehicles.model import (
     TICKING,
+    RenterMoved,
+    RenterRentalChanged,
     State,
     Vehicle,
     fleet,
     fleet_row,
+    load_renter,
     load_vehicle,
     mirror,
     service,
@@ -214,7 +217,14 @@ async def on_rental(event: RentalStarted | RentalStopped, uow: UnitOfWork) -> No
             if vehicle.reserved_for is not None and vehicle.reserved_for != event.customer_id:
                 # rentals let another customer take this reserved a-bike: that request is gone
                 vehicle.record(ABikeRequestCancelled(id=vehicle.id, customer_id=vehicle.reserved_for))
-            change(uow, vehicle, at, replace(vehicle.state, status="RENTED", target=None, reserved_for=None))
+            rented = replace(vehicle.state, status="RENTED", target=None, reserved_for=None)
+            renter = await load_renter(uow, event.customer_id)
+            renter.record(RenterRentalChanged(id=event.customer_id, rental_id=event.id, vehicle_id=vehicle.id,
+                                              started=True, at=at))
+            moved = renter.position_since(at)
+            if moved is not None:  # the renter's first move of this rental was handled before the rental
+                rented = followed(vehicle, rented, moved)
+            change(uow, vehicle, at, rented)
             uow.execute(fleet.update().where(fleet.c.id == vehicle.id).values(
                 renter=event.customer_id, rental_id=event.id, rented_since=at))
         case RentalStopped():
@@ -223,6 +233,12 @@ async def on_rental(event: RentalStarted | RentalStopped, uow: UnitOfWork) -> No
                 return  # not the rental this vehicle is in
             uow.execute(fleet.update().where(fleet.c.id == vehicle.id).values(
                 renter=None, rental_id=None, rented_since=None))
+            renter = await load_renter(uow, event.customer_id)
+            renter.record(RenterRentalChanged(id=event.customer_id, rental_id=event.id, vehicle_id=vehicle.id,
+                                              started=False, at=at))
+            last = renter.position_since(row["rented_since"])
+            if last is not None and last != vehicle.position:  # a move handled after the stop's own feed caught up
+                change(uow, vehicle, at, followed(vehicle, vehicle.state, last))
             if vehicle.type == "ABIKE":
                 await send_to_station(uow, vehicle, at)
             else:
@@ -232,16 +248,29 @@ async def on_rental(event: RentalStarted | RentalStopped, uow: UnitOfWork) -> No
 @service.on("customers", CustomerPositionUpdated)
 async def follow_renter(event: CustomerPositionUpdated, uow: UnitOfWork) -> None:
     """A rented vehicle moves with its renter, losing battery for the distance (BIKEs excepted)."""
-    row = await fleet_row(uow, fleet.c.renter == event.id, fleet.c.status == "RENTED")
     at = uow.event_time().timestamp()
-    if row is None or at < row["rented_since"]:
-        return  # not renting, or a move from before this rental that arrived late
-    vehicle = await load_vehicle(uow, row["id"])
-    if vehicle is None or vehicle.status != "RENTED":
-        return
+    renter = await load_renter(uow, event.id)
+    if renter.moved_at is not None and renter.moved_at > at:
+        return  # a later move is already known: this one arrived late
     position = Point(x=event.position_x, y=event.position_y)
-    battery = drained(vehicle, distance(vehicle.position, position))
-    change(uow, vehicle, at, replace(vehicle.state, position=position, battery=battery))
+    renter.record(RenterMoved(id=event.id, position_x=position.x, position_y=position.y, at=at))
+    row = await fleet_row(uow, fleet.c.renter == event.id, fleet.c.status == "RENTED")
+    if row is not None and at >= row["rented_since"]:
+        vehicle = await load_vehicle(uow, row["id"])
+        if vehicle is not None and vehicle.status == "RENTED":
+            change(uow, vehicle, at, followed(vehicle, vehicle.state, position))
+        return
+    left = renter.left_behind(at)
+    if left is not None:  # the rental's stop was handled first: the vehicle was left where this move says
+        vehicle = await load_vehicle(uow, left)
+        if vehicle is not None and vehicle.status == "AVAILABLE" and vehicle.type != "ABIKE":
+            change(uow, vehicle, at, followed(vehicle, vehicle.state, position))
+    # otherwise not renting (yet: the rental may still be on its way), or a move from before a rental
+
+
+def followed(vehicle: Vehicle, state: State, position: Point) -> State:
+    """``state`` moved to the renter's ``position``, with the battery drained for the distance."""
+    return replace(state, position=position, battery=drained(vehicle, distance(state.position, position)))
 
 
 # -- stations (where returning a-bikes go) -----------------------------------------------------------
