@@ -31,7 +31,7 @@ from junction.http import build_app
 from junction.ids import Snowflake
 from junction.metrics import exposition
 from junction.service import Service, SubscriptionSpec
-from junction.sources import LogSource, Source
+from junction.sources import Follower, FollowerFactory, LogFollower, LogSource, Source
 from junction.sqlite import SqliteStore
 from junction.store import Store
 from junction.subscriptions import RetryPolicy, SubscriptionWorker
@@ -130,7 +130,8 @@ class Runtime:
     def __init__(self, system: System, data_dir: Path | str, clock: Clock | None = None,
                  only: list[str] | None = None, retry: RetryPolicy | None = None,
                  poll_interval: float = 0.25, store_factory: StoreFactory | None = None,
-                 source_factory: SourceFactory | None = None, edge: bool | None = None,
+                 source_factory: SourceFactory | None = None, follower_factory: FollowerFactory | None = None,
+                 edge: bool | None = None,
                  peers: dict[str, str] | None = None) -> None:
         self.system = system
         self.peers = peers or {}  # service -> URL, for services another process hosts (``junction.topology``)
@@ -145,6 +146,7 @@ class Runtime:
         hosted = [s.name for s in system.services] if only is None else only
         self.store_factory = store_factory or sqlite_store
         self.source_factory = source_factory
+        self.follower_factory = follower_factory
         self.services: dict[str, ServiceRuntime] = {}
         for spec in system.services:
             if spec.name in hosted:
@@ -256,6 +258,14 @@ class Runtime:
             await store.open()
             self._sources[name] = store
         return self._sources[name]
+
+    async def follower(self, name: str) -> Follower:
+        """A started follower of service ``name``'s events from now on (for live views): its topic
+        when the runtime is distributed, else its log."""
+        follower = (self.follower_factory(name) if self.follower_factory is not None
+                    else LogFollower(await self.source(name)))
+        await follower.start()
+        return follower
 
     async def pause_consumers(self, service: str, source: str | None = None) -> None:
         """Stop a service's consumers (of one source, or all) until the runtime restarts: a lag made long,

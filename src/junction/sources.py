@@ -10,6 +10,7 @@ subscription worker (inbox, retries, parking) is the same code for both.
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 
 from junction.events import Envelope
 from junction.store import Batch, Store
@@ -93,3 +94,46 @@ class LogSource(Source):
         await self.checkpoints.reset_checkpoint(self.subscription)
         self.position = self._saved = 0
         return await self.log.head()
+
+
+class Follower(abc.ABC):
+    """Another service's events from now on, for live views (no checkpoint, no inbox: a viewer that
+    misses events while away reloads its state, it is not a consumer)."""
+
+    @abc.abstractmethod
+    async def start(self) -> None:
+        """Fix the start position: events committed after this call are delivered."""
+
+    @abc.abstractmethod
+    async def next(self, timeout: float) -> list[Envelope]:
+        """The events committed since the last call, waiting up to ``timeout`` when there are none."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release connections."""
+
+
+class LogFollower(Follower):
+    """Follows a service's log directly (the embedded topology: the database is the feed)."""
+
+    def __init__(self, log: Store) -> None:
+        self.log = log
+        self.position = 0
+
+    async def start(self) -> None:
+        self.position = await self.log.head()
+
+    async def next(self, timeout: float) -> list[Envelope]:
+        events = await self.log.read_log(self.position, 500)
+        if not events:
+            await self.log.wait_for_append(timeout)
+            events = await self.log.read_log(self.position, 500)
+        if events:
+            self.position = events[-1].position
+        return events
+
+    async def close(self) -> None:
+        pass  # the store belongs to the runtime
+
+
+FollowerFactory = Callable[[str], Follower]  # a service's name -> a follower of its events (distributed)

@@ -60,14 +60,15 @@ class Topology:
                 edge: bool | None = None) -> Runtime:
         """A runtime for this process (not started)."""
         kafka = self.kafka(system)
-        sources = None
+        sources = followers = None
         if kafka is not None:
             from junction.kafka import kafka_sources
+            from junction.kafka.follow import kafka_followers
 
-            sources = kafka_sources(kafka)
+            sources, followers = kafka_sources(kafka), kafka_followers(kafka)
         peers = {s.name: url for s in system.services if (url := self.config.service_url(s.name))}
         return Runtime(system, data_dir, clock=clock, only=only, store_factory=self.stores(system),
-                       source_factory=sources, edge=edge, peers=peers)
+                       source_factory=sources, follower_factory=followers, edge=edge, peers=peers)
 
     async def start(self, runtime: Runtime) -> None:
         """Start the runtime and, with Kafka, the outbox relay of every service it hosts."""

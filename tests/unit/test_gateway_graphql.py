@@ -225,7 +225,7 @@ async def test_live_feed_tails_logs_once_for_all_subscribers(tmp_path: Path) -> 
     async with Runtime(toy.system(), tmp_path, clock=VirtualClock()) as runtime:
         orders = runtime.client("orders")
         await orders.post("/orders", json={"customer": "old", "seq": 0})  # before: not delivered
-        feed = LiveFeed(runtime.source, runtime.spawn)
+        feed = LiveFeed(runtime.follower, runtime.spawn)
         alice = await feed.subscribe("orders", where=lambda e: e.data["customer"] == "alice")
         everyone = await feed.subscribe("orders", types={"ToyOrderPlaced"})
         nothing = await feed.subscribe("orders", types={"SomethingElse"})

@@ -1,9 +1,10 @@
 """The live feed: services' committed events, pushed to the gateway's subscribers as they happen.
 
-One task per source log tails it from its head (``wait_for_append`` wakes it at each commit in the
-embedded runtime, ``read_log`` reads what is new) and hands every event to a ``Broadcast``, which
-copies it into each subscriber's bounded queue. However many subscribers there are, each log is
-read once: there is no polling loop per subscriber.
+One task per followed service reads its events from the moment it starts (``Runtime.follower``:
+the service's log in the embedded topology, its Kafka topic in the distributed one, so a gateway
+never opens another service's database) and hands every event to a ``Broadcast``, which copies it
+into each subscriber's bounded queue. However many subscribers there are, each service is followed
+once: there is no polling loop per subscriber.
 
 A subscriber that does not keep up loses its oldest pending items rather than slowing the feed
 (``Subscription.dropped`` counts them): live views are refreshed by the next event anyway.
@@ -17,7 +18,7 @@ from collections.abc import Awaitable, Callable, Collection, Coroutine
 from typing import Any, Generic, TypeVar
 
 from junction.events import Envelope
-from junction.store import Store
+from junction.sources import Follower
 
 T = TypeVar("T")
 
@@ -94,10 +95,10 @@ class Broadcast(Generic[T]):
 
 
 class LiveFeed:
-    """Tails the logs of named services from their head and broadcasts their new events."""
+    """Follows named services from now on and broadcasts their new events."""
 
-    def __init__(self, source: Callable[[str], Awaitable[Store]], spawn: Spawn, wait: float = 0.5) -> None:
-        self._source = source
+    def __init__(self, follow: Callable[[str], Awaitable[Follower]], spawn: Spawn, wait: float = 0.5) -> None:
+        self._follow = follow
         self._spawn = spawn
         self.wait = wait  # bound on the latency when a commit's wake-up is missed (another process)
         self._feeds: dict[str, Broadcast[Envelope]] = {}
@@ -139,19 +140,16 @@ class LiveFeed:
 
     async def _tail(self, service: str, started: asyncio.Future[None]) -> None:
         try:
-            store = await self._source(service)
-            position = await store.head()
+            follower = await self._follow(service)
         except BaseException as error:
             started.set_exception(error)
             del self._starting[service]  # the next subscriber tries again
             raise
         started.set_result(None)
         feed = self._feeds[service]
-        while True:
-            events = await store.read_log(position, 500)
-            for envelope in events:
-                position = envelope.position
-                feed.publish(envelope)
-            if not events:
-                await store.wait_for_append(self.wait)
-
+        try:
+            while True:
+                for envelope in await follower.next(self.wait):
+                    feed.publish(envelope)
+        finally:
+            await follower.close()

@@ -94,7 +94,7 @@ class Gateway:
         self.cookies = CookiePolicy(secure=self.settings.secure_cookies)
         self.upstreams = Upstreams(runtime.transport, runtime.clock)
         self.login_limits = LoginLimits(runtime, self.settings)
-        self.feed = LiveFeed(runtime.source, runtime.spawn)
+        self.feed = LiveFeed(runtime.follower, runtime.spawn)
         self.vehicles = VehicleTracker(self)
         self.customers = CustomerTracker(self)
         self.graphql = GraphQLEndpoint(schema(), self.context, allowed_origins=self.settings.allowed_origins)

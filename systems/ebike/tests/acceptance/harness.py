@@ -31,8 +31,10 @@ from ebike.system import build
 from junction.clock import VirtualClock
 from junction.gateway.sessions import KeyPair
 from junction.kafka import KafkaConfig, KafkaSource, kafka_sources, start_relays
+from junction.kafka.follow import kafka_followers
 from junction.postgres import postgres_stores
 from junction.runtime import Runtime, SourceFactory, StoreFactory
+from junction.sources import FollowerFactory
 
 PASSWORD = "password123"
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
@@ -159,6 +161,10 @@ class Distributed:
         """The runtime's source factory."""
         return kafka_sources(self.kafka)
 
+    def followers(self) -> FollowerFactory:
+        """The runtime's follower factory (the gateway's live feed reads the topics)."""
+        return kafka_followers(self.kafka)
+
 
 @contextlib.asynccontextmanager
 async def open_stack(data_dir: Path, settings: Settings,
@@ -176,7 +182,8 @@ async def open_stack(data_dir: Path, settings: Settings,
     with fast_hashing():
         runtime = Runtime(system, data_dir, clock=clock, poll_interval=0.05,
                           store_factory=distributed.stores() if distributed else None,
-                          source_factory=distributed.sources() if distributed else None)
+                          source_factory=distributed.sources() if distributed else None,
+                          follower_factory=distributed.followers() if distributed else None)
         async with runtime:
             if distributed is not None:
                 start_relays(runtime, distributed.kafka)
