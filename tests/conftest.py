@@ -23,7 +23,10 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
     ``main``. It runs in ``tmp_path``, and ``--config`` (which sets ``JUNCTION_CONFIG``) is undone after.
     """
     monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("JUNCTION_CONFIG", raising=False)
+    # setenv first so that monkeypatch records the variable and removes whatever ``--config`` sets
+    # (a bare delenv of an absent variable records nothing, and the setting would leak into later tests)
+    monkeypatch.setenv("JUNCTION_CONFIG", "")
+    monkeypatch.delenv("JUNCTION_CONFIG")
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         monkeypatch.setattr(sys, "argv", ["junction", *args])
