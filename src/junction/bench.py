@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import structlog
 from rich.console import Console
 from rich.table import Table
 
@@ -31,6 +32,8 @@ from junction.events import Event
 from junction.ids import Snowflake
 from junction.sqlite import INSERT_EVENT, PRAGMAS, SCHEMA, SqliteStore
 from junction.uow import UnitOfWork
+
+log = structlog.get_logger()
 
 
 @dataclass(frozen=True)
@@ -299,10 +302,16 @@ async def bench_append_postgres(console: Console, options: BenchOptions) -> dict
 
 
 def scenarios() -> dict[str, Scenario]:
-    """The platform's benchmarks plus every installed system's (``System.benchmarks``)."""
+    """The platform's benchmarks plus every installed system's (``System.benchmarks``); a system that
+    cannot be loaded is left out (with a warning) rather than taking the platform's benchmarks down."""
     from junction import systems
 
     found: dict[str, Scenario] = {"append": bench_append}
     for name in systems.available():
-        found.update(systems.load(name).benchmarks)
+        try:
+            spec = systems.load(name)
+        except Exception as failure:
+            log.warning("system not loaded: its benchmarks are left out", system=name, error=repr(failure))
+            continue
+        found.update(spec.benchmarks)
     return found

@@ -28,6 +28,7 @@ from junction import operations, systems
 from junction.config import FILE_VARIABLE
 from junction.config import load as load_config
 from junction.errors import JunctionError
+from junction.grpc import GrpcConfig
 from junction.logs import configure as configure_logging
 from junction.runtime import Runtime, System
 from junction.server import clock_for, running_url, serve
@@ -121,9 +122,16 @@ def run(
         raise CliError(f"port {chosen} on {host} is in use (choose another with --port)")
     directory = data_dir_of(system, data_dir)
     console.print(f"[bold]{system}[/] on http://{host}:{chosen}  data: {directory}  time scale: {time_scale:g}")
-    runtime = Runtime(spec, directory, clock=clock_for(directory, time_scale))
+    runtime = Runtime(spec, directory, clock=clock_for(directory, time_scale),
+                      grpc=GrpcConfig.from_config(spec.services, config, host))
+
+    async def start(runtime: Runtime) -> None:
+        await runtime.start()
+        for companion in spec.companions:  # e.g. the mail sink; one that cannot start is logged, the rest runs
+            runtime.spawn(f"companion:{companion.name}", companion.serve(directory))
+
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(runtime, host, chosen))
+        asyncio.run(serve(runtime, host, chosen, start=start))
 
 
 @app.command("serve")
@@ -439,6 +447,33 @@ def logs(
         while follow:
             time.sleep(0.25)
             view.poll(current())
+
+
+# -- mail sink ------------------------------------------------------------------------------------
+@app.command("mail-sink")
+def mail_sink(
+    smtp_port: Annotated[int | None, typer.Option("--smtp-port", help="SMTP port (default: the smtp_port setting, "
+                                                                       "1025).")] = None,
+    http_port: Annotated[int | None, typer.Option("--http-port", help="Web page and JSON API port (default: the "
+                                                                       "mail_sink_port setting, 8025).")] = None,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Where mails are kept (default: the "
+                                                                      "mail_sink_dir setting, var/mail).")] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+) -> None:
+    """Run a development SMTP server that keeps every mail: a live web page and a Mailpit-compatible JSON API."""
+    from junction.mail import MailSink
+
+    sink = MailSink.from_config(load_config(), data_dir=data_dir, host=host, smtp_port=smtp_port,
+                                http_port=http_port)
+
+    async def run() -> None:
+        async with sink:
+            console.print(f"[bold]mail sink[/] SMTP on {sink.host}:{sink.smtp_port}  web and API on {sink.url}  "
+                          f"data: {sink.data_dir}", highlight=False)
+            await asyncio.Event().wait()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
 
 
 # -- config ---------------------------------------------------------------------------------------

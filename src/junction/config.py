@@ -12,7 +12,8 @@ three say the same::
     [kafka]                                      # junction.toml, as a table
     bootstrap = "127.0.0.1:9092"
 
-Where a service hosted by another process answers is ``JUNCTION_<SERVICE>_URL`` / ``<service>_url``.
+Where a service hosted by another process answers is ``JUNCTION_<SERVICE>_URL`` / ``<service>_url``; where a
+service's gRPC servicers listen, ``JUNCTION_<SERVICE>_GRPC_PORT`` / ``<service>_grpc_port``.
 A file with a key that is no setting, a value of the wrong type, or invalid TOML is refused with a
 ``ConfigError`` naming the file and the key; so is a malformed variable.
 """
@@ -33,6 +34,7 @@ PREFIX = "JUNCTION_"
 FILE_NAME = "junction.toml"
 FILE_VARIABLE = "JUNCTION_CONFIG"
 URL_SUFFIX = "_url"
+GRPC_PORT_SUFFIX = "_grpc_port"  # ``<service>_grpc_port``: where a service's gRPC servicers listen
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class Setting:
     default: Any
     help: str
     choices: tuple[str, ...] = ()  # the accepted values, when only a few are
+    secret: bool = False  # `junction config` shows that it is set, never its value
 
     @property
     def variable(self) -> str:
@@ -85,6 +88,18 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in [
     Setting("rabbitmq_dist_port", int, 56721, "its Erlang distribution port"),
     Setting("rabbitmq_epmd_port", int, 56722, "its private epmd's port"),
     Setting("cache", str, None, "where downloaded jars are kept (default: $XDG_CACHE_HOME/junction)"),
+    Setting("smtp_host", str, "127.0.0.1", "the SMTP server services send e-mail through (`junction mail-sink` "
+            "in development)"),
+    Setting("smtp_port", int, 1025, "its port (also where `junction mail-sink` listens for SMTP)"),
+    Setting("smtp_tls", str, "NONE", "NONE, STARTTLS or TLS (TLS from the first byte, usually port 465)",
+            ("NONE", "STARTTLS", "TLS")),
+    Setting("smtp_username", str, None, "log in to the SMTP server as this user (unset: no login)"),
+    Setting("smtp_password", str, None, "the password of that login", secret=True),
+    Setting("mail_signature", str, None, "the signature line of the mails a system sends (unset: the system's "
+            "own)"),
+    Setting("mail_from", str, None, "the sender address of every mail (unset: each mailer's own)"),
+    Setting("mail_sink_port", int, 8025, "the web page and Mailpit-compatible JSON API of `junction mail-sink`"),
+    Setting("mail_sink_dir", str, "var/mail", "where `junction mail-sink` keeps the mails it received"),
 ]}
 
 
@@ -142,9 +157,12 @@ def read_file(path: Path) -> dict[str, Any]:
                 values[key] = _checked(setting, value, str(path))
             elif key.endswith(URL_SUFFIX) and len(key) > len(URL_SUFFIX):
                 values[key] = _checked(Setting(key, str, None, ""), value, str(path))
+            elif key.endswith(GRPC_PORT_SUFFIX) and len(key) > len(GRPC_PORT_SUFFIX):
+                values[key] = _checked(Setting(key, int, None, ""), value, str(path))
             else:
                 close = difflib.get_close_matches(key, SETTINGS, n=1)
-                hint = f" (did you mean {close[0]}?)" if close else f" (known: {', '.join(SETTINGS)}, <service>_url)"
+                hint = (f" (did you mean {close[0]}?)" if close
+                        else f" (known: {', '.join(SETTINGS)}, <service>_url, <service>_grpc_port)")
                 raise ConfigError(f"{path}: unknown setting {key!r}{hint}")
 
     walk(document, "")
@@ -189,9 +207,19 @@ class Config:
         key = service.lower().replace("-", "_") + URL_SUFFIX
         return self._raw_env.get(PREFIX + key.upper()) or self._file.get(key)
 
+    def grpc_port(self, service: str) -> int | None:
+        """Where ``service``'s gRPC servicers listen, when configured (``JUNCTION_<SERVICE>_GRPC_PORT``)."""
+        key = service.lower().replace("-", "_") + GRPC_PORT_SUFFIX
+        raw = self._raw_env.get(PREFIX + key.upper())
+        if raw is None:
+            value: int | None = self._file.get(key)
+            return value
+        return int(_parse(Setting(key, int, None, ""), raw))
+
     def check_services(self, services: list[str]) -> None:
-        """Refuse a file's ``<name>_url`` that names none of ``services`` (a typo would be ignored silently)."""
-        known = {s.lower().replace("-", "_") + URL_SUFFIX for s in services}
+        """Refuse a file's ``<name>_url`` or ``<name>_grpc_port`` that names none of ``services`` (a typo would
+        be ignored silently)."""
+        known = {s.lower().replace("-", "_") + suffix for s in services for suffix in (URL_SUFFIX, GRPC_PORT_SUFFIX)}
         for key in self._file:
             if key not in SETTINGS and key not in known:
                 close = difflib.get_close_matches(key, [*known, *SETTINGS], n=1)
@@ -220,8 +248,9 @@ class Config:
 
     def table(self) -> list[dict[str, Any]]:
         """Every setting with its variable, value and origin (for ``junction config``)."""
-        return [{"key": s.key, "variable": s.variable, "value": self.get(s.key), "origin": self.origin(s.key),
-                 "default": s.default, "help": s.help} for s in SETTINGS.values()]
+        return [{"key": s.key, "variable": s.variable,
+                 "value": "(hidden)" if s.secret and self.get(s.key) is not None else self.get(s.key),
+                 "origin": self.origin(s.key), "default": s.default, "help": s.help} for s in SETTINGS.values()]
 
 
 def find_file(path: Path | str | None, env: Mapping[str, str], cwd: Path | None = None) -> Path | None:

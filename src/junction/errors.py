@@ -2,6 +2,7 @@
 
     JunctionError
     ├── ConcurrencyError        an append or a unique write lost a race; the unit of work may retry
+    ├── ConditionFailed         a guarded write (``UnitOfWork.require``) changed too few rows; nothing was written
     ├── StoreError              the store could not do what was asked (closed, corrupt, misconfigured)
     ├── ConfigError             a setting (flag, JUNCTION_* variable, config file) is malformed or unknown
     └── HttpError               a handler's answer with a status and a message, e.g. 404 "vehicle not found"
@@ -25,6 +26,10 @@ class ConcurrencyError(JunctionError):
     def __init__(self, what: str) -> None:
         super().__init__(f"concurrent write to {what}")
         self.what = what
+
+
+class ConditionFailed(JunctionError):
+    """A guarded write's condition did not hold (e.g. too little stock): the whole batch was rolled back."""
 
 
 class StoreError(JunctionError):

@@ -6,7 +6,9 @@
 * The handler's unit of work is committed after it returns; a lost race runs it again.
 * ``HttpError`` answers ``{"error": message}`` with its status; anything else is logged and
   answers 500 ``{"error": "internal server error"}``, never a stack trace.
-* Results: a pydantic model or plain JSON data, always 200 (``null`` for None).
+* Results: a pydantic model or plain JSON data, always 200 (``null`` for None); a Response as it is.
+* A route may name the answer to an invalid body (``Service.route(invalid=...)``), and a service may
+  answer errors as plain text (``Service(text_errors=True)``) where its public contract says so.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import structlog
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from junction.errors import ConcurrencyError, HttpError
@@ -37,6 +39,11 @@ def error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status)
 
 
+def text_error(status: int, message: str, **extra: Any) -> Response:
+    """The error answer of a route whose contract speaks plain text: the message alone."""
+    return PlainTextResponse(message, status_code=status)
+
+
 def to_jsonable(value: Any) -> Any:
     """Pydantic models (by alias) and containers of them as JSON data."""
     if isinstance(value, BaseModel):
@@ -48,6 +55,21 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
+async def read_body(request: Request, limit: int = MAX_BODY) -> bytes | None:
+    """The request's body, or None as soon as it is known to be longer than ``limit`` (never read in whole)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _endpoint(spec: RouteSpec, make_uow: Callable[[], UnitOfWork]) -> Callable[[Request], Any]:
     hints = typing.get_type_hints(spec.handler)
     params = list(inspect.signature(spec.handler).parameters)
@@ -57,25 +79,28 @@ def _endpoint(spec: RouteSpec, make_uow: Callable[[], UnitOfWork]) -> Callable[[
     body_adapter = TypeAdapter(hints[body_param]) if body_param else None
     wants_uow = "uow" in params
     wants_request = "request" in params
+    answer = text_error if spec.text_errors else error
 
     async def endpoint(request: Request) -> Response:
         kwargs: dict[str, Any] = dict(request.path_params)
         if wants_request:
             kwargs["request"] = request
         if body_adapter is not None and body_param is not None:
-            raw = await request.body()
-            if len(raw) > MAX_BODY:
-                return error(413, "request body too large")
+            raw = await read_body(request)
+            if raw is None:
+                return answer(413, "request body too large")
             try:
                 decoded = json.loads(raw or b"null")
             except ValueError:
-                return error(400, "invalid request body")
+                return answer(400, "invalid request body")
             try:
                 kwargs[body_param] = body_adapter.validate_python(decoded)
             except ValidationError as invalid:
+                if spec.invalid is not None:
+                    return answer(spec.invalid.status, spec.invalid.message)
                 details = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
                            for e in invalid.errors()]
-                return error(422, "validation failed", details=details)
+                return answer(422, "validation failed", details=details)
         try:
             if wants_uow:
                 async def work(uow: UnitOfWork) -> Any:
@@ -85,12 +110,12 @@ def _endpoint(spec: RouteSpec, make_uow: Callable[[], UnitOfWork]) -> Callable[[
             else:
                 result = await spec.handler(**kwargs)
         except HttpError as failure:
-            return error(failure.status, failure.message)
+            return answer(failure.status, failure.message)
         except ConcurrencyError:
-            return error(409, "conflict: too many concurrent changes, try again")
+            return answer(409, "conflict: too many concurrent changes, try again")
         except Exception:
             log.exception("handler failed", route=f"{spec.method} {spec.path}")
-            return error(500, "internal server error")
+            return answer(500, "internal server error")
         if isinstance(result, Response):
             return result
         return JSONResponse(to_jsonable(result))

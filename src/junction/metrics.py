@@ -25,16 +25,22 @@ class _StatusCollector(Collector):
                                       labels=["service", "subscription", "source"])
         parked = GaugeMetricFamily("junction_parked_messages", "Messages parked for an operator", labels=["service"])
         fired = CounterMetricFamily("junction_timers_fired", "Timers fired since start", labels=["service"])
+        background = GaugeMetricFamily("junction_background", "A background task's figures (e.g. mail pending)",
+                                       labels=["service", "task", "figure"])
         for name, service in self.status["services"].items():
             head.add_metric([name], service["head"])
             parked.add_metric([name], service["parked"])
             fired.add_metric([name], service["timers_fired"])
+            for task, figures in service.get("background", {}).items():
+                for figure, value in figures.items():
+                    if isinstance(value, int | float) and not isinstance(value, bool):
+                        background.add_metric([name, task, figure], value)
             for sub, info in service["consumers"].items():
                 labels = [name, sub, info["source"]]
                 position.add_metric(labels, info["position"])
                 lag.add_metric(labels, info["lag"])
                 handled.add_metric(labels, info["handled"])
-        yield from (head, position, lag, handled, parked, fired)
+        yield from (head, position, lag, handled, parked, fired, background)
 
 
 def exposition(status: dict[str, Any]) -> bytes:

@@ -164,9 +164,10 @@ async def status(deployment: Deployment, clock: Clock) -> dict[str, Any]:
         if kafka is not None:
             from aiokafka.errors import KafkaError
 
+            from junction.kafka.exports import subscription_topic
             from junction.kafka.lag import group_lags
 
-            pairs = [(kafka.group(s.name, sub.name), kafka.topic(sub.source))
+            pairs = [(kafka.group(s.name, sub.name), subscription_topic(kafka, system, s.name, sub))
                      for s in system.services if s.name in stores for sub in s.subscriptions.values()]
             try:
                 groups = {lag.group: lag for lag in await group_lags(kafka, pairs)}

@@ -2,18 +2,19 @@
 
 Drivers
     The platform's own statements (append, read the log, timers, inbox, checkpoints, parked rows) run
-    on an asyncpg pool as prepared statements, and a unit of work's platform writes are one call of a
-    PL/pgSQL function (``junction.commit_batch``) taking arrays: an event-only unit of work is one
-    autocommit round trip, which also answers its log position when no older transaction is open
-    (otherwise one more, read-only, round trip per look). The design notes measured
-    four-round-trip transactions at a third of single-statement inserts. The event log itself is
-    the outbox: there is no second table to write. The service's own tables are SQLAlchemy Core
-    statements, which only SQLAlchemy executes faithfully (defaults, type processors, result
-    mappings), so they go through an ``AsyncEngine`` with the asyncpg driver: a unit of work with
-    statements is BEGIN, ``commit_batch``, its statements, COMMIT on one SQLAlchemy connection.
-    Reads of service tables run in autocommit (no BEGIN/ROLLBACK round trips). Pool connections
-    are returned without asyncpg's reset query (a round trip per release): nothing here changes
-    session state.
+    as prepared statements on asyncpg connections of the store's own small pool (``Connections``:
+    asyncpg's pool spent more per acquire and release than the server spends on an insert). Their
+    plans are generic (``plan_cache_mode``): left to itself, PostgreSQL planned the append anew on
+    every execution. The commonest unit of work, one event and nothing else, is one plain INSERT
+    (``APPEND_SQL``) in autocommit; any other unit of work's platform writes are one call of a
+    PL/pgSQL function (``junction.commit_batch``) taking arrays. Either answers the log position
+    when no older transaction is open (see below). The design notes measured four-round-trip
+    transactions at a third of single-statement inserts. The event log itself is the outbox: there
+    is no second table to write. The service's own tables are SQLAlchemy Core statements, which only
+    SQLAlchemy executes faithfully (defaults, type processors, result mappings), so they go through
+    an ``AsyncEngine`` with the asyncpg driver: a unit of work with statements is BEGIN,
+    ``commit_batch``, its statements, COMMIT on one SQLAlchemy connection. Reads of service tables
+    run in autocommit (no BEGIN/ROLLBACK round trips).
 
 Gap-safe global order (the transaction-id watermark)
     A sequence would hand out positions before commit, so a reader tailing ``position > last`` can
@@ -36,21 +37,27 @@ Gap-safe global order (the transaction-id watermark)
     * writers are not serialised: they insert and commit concurrently (group commit works); only
       the short numbering step is, and one seal covers every transaction ended by then.
 
-    Because a position is a rank, it is known before it is written: ``commit_batch`` computes its
-    last event's position in its own transaction when no older transaction is running (none can
-    start any more), and otherwise ``commit`` asks ``junction.position_of`` (read-only) again
-    after each local transaction ends, until every older transaction has ended. A background task
-    per store then seals (one round trip for all commits since the last round, then NOTIFY), and a
-    reader whose page reaches the numbered end seals first, so it sees every event whose commit()
-    answered; ``read_stream`` reports such not-yet-written ranks too. The numbering is a pure
-    function of the committed rows, so a seal commits asynchronously (``synchronous_commit =
-    off``): a seal lost in a crash is redone identically. Stream versions agree with the log
-    order because every read that decides a version (``ANY_VERSION``, the behind-the-expected-
-    version check) happens in ``commit_batch`` before its first write, in a snapshot taken before
-    the transaction had an xid: any transaction visible to it got its xid earlier, so it precedes
-    this one. The cost is that a commit answers only once every *older* transaction has ended:
-    a long transaction anywhere in the cluster (xids are cluster-wide) delays answers and
-    visibility - never correctness - so transactions stay short (they never wait on the network).
+    Because a position is a rank, it is known before it is written: the append computes its
+    event's position in its own statement when no older transaction is running (none can start any
+    more), and so does ``commit_batch``. Otherwise the writer waits, holding no connection, for an
+    answer round: one read-only statement (``POSITIONS_SQL``), on a connection of the store's own,
+    ranks every waiting writer's event whose older transactions have all ended. Rounds follow one
+    another while writers wait, so the writers whose commits end during a round are answered
+    together by the next; asking writer by writer, after every local commit, had cost more round
+    trips than the commits themselves. A background task per store seals every few milliseconds
+    while commits come (one round trip for all of them, then NOTIFY), and a reader whose page
+    reaches the numbered end seals first, so it sees every event whose commit() answered;
+    ``read_stream`` reports such not-yet-written ranks too. The numbering is a pure function of
+    the committed rows, so a seal commits asynchronously (``synchronous_commit = off``): a seal
+    lost in a crash is redone identically. Stream versions agree with the log order because every
+    read that decides a version (``ANY_VERSION``, the check that the stream is not behind the
+    expected version) happens before the first write, in a snapshot taken before the transaction
+    had an xid: any transaction visible to it got its xid earlier, so it precedes this one. The
+    cost is that a commit answers only once every *older* transaction has ended: a long transaction
+    anywhere in the cluster (xids are cluster-wide) delays answers and visibility - never
+    correctness - so transactions stay short (they never wait on the network). Under concurrency
+    this is most of what a commit costs beyond an insert: its answer waits for the older commits'
+    WAL flushes and for an answer round.
 
 Waking consumers
     Each seal that numbers rows sends ``NOTIFY junction_log``. ``wait_for_append`` listens on a
@@ -109,7 +116,6 @@ CHANNEL = "junction_log"
 # unique and exclusion violations, serialization failures (our stream-version check), deadlocks
 CONFLICTS = {"23505", "23P01", "40001", "40P01"}
 SEAL_PAUSE = 0.005  # seconds between background sealing rounds while commits keep coming
-POSITION_GATHER = 0.001  # seconds a round of position answers may wait for running commits to end first
 POSITION_PATIENCE = 0.001  # seconds before asking again for positions held back by a transaction elsewhere
 MAX_PATIENCE = 0.05  # ... and at most this long, however long it holds them back
 MIN_SERVER = 13  # pg_current_xact_id / pg_snapshot_xmin
@@ -686,7 +692,6 @@ class PostgresStore(Store):
         self._appended = Signal()  # the log grew
         self._ended = Signal()  # a transaction of this store ended (positions behind it may be fixed now)
         self._ended_count = 0  # how many have ended
-        self._committing = 0  # how many are running now
         self._waiting: dict[tuple[str, int], asyncio.Future[int]] = {}  # (stream, version) of a last event
         self._answerer: asyncio.Task[None] | None = None
         self._answering: asyncpg.Connection | None = None  # the answerer's own: never queued behind writers
@@ -779,12 +784,11 @@ class PostgresStore(Store):
         single = _single_append(batch)
         last = (single.stream if single is not None
                 else next((a.stream for a in reversed(batch.appends) if a.events), None))
-        self._committing += 1
         try:
             if single is not None:
                 row = await self._append(single)
             elif batch.statements:
-                row = await self._commit_with_statements(self._arguments(batch), batch.statements)
+                row = await self._commit_with_statements(self._arguments(batch), batch)
             else:
                 try:
                     row = await self.pool.fetchrow(COMMIT_SQL, *self._arguments(batch))
@@ -793,7 +797,6 @@ class PostgresStore(Store):
         finally:
             # whatever happened, this transaction no longer holds anyone's position back
             self._ended_count += 1
-            self._committing -= 1
             self._ended.notify()
         if last is None or row is None or row["out_xid"] is None:
             return 0
@@ -818,14 +821,14 @@ class PostgresStore(Store):
             raise ConcurrencyError(f"stream {append.stream} is at version {stored}, not {append.expected_version}")
         return row
 
-    async def _commit_with_statements(self, arguments: tuple[Any, ...], statements: Sequence[Executable]) -> Any:
+    async def _commit_with_statements(self, arguments: tuple[Any, ...], batch: Batch) -> Any:
         """BEGIN, the platform writes, the service's statements, COMMIT; ``commit_batch``'s answer."""
         parameters = {f"a{n}": value for n, value in enumerate(arguments, 1)}
         async with self.engine.connect() as conn:
             try:
                 row = (await conn.execute(COMMIT_TEXT, parameters)).mappings().one()
-                for statement in statements:
-                    await conn.execute(statement)
+                for index, statement in enumerate(batch.statements):
+                    batch.check_rows(index, (await conn.execute(statement)).rowcount)  # ConditionFailed: rolled back
                 await conn.commit()
             except DBAPIError as error:
                 conflict = _conflict(error)
@@ -851,33 +854,29 @@ class PostgresStore(Store):
                 self._waiting.pop(key, None)
 
     async def _answer_rounds(self) -> None:
-        """Answer waiting writers until none is left.
-
-        A round costs about as much as a commit, so it should answer as many writers as it can: while
-        more commits of this store are running than writers wait, those commits (likely older than some
-        waiters, so holding them back anyway) may end first, for up to ``POSITION_GATHER``. When no
-        transaction of this store ended since the last round, what is left waits on a transaction
-        elsewhere, and the rounds look again less and less often.
-        """
-        loop = asyncio.get_running_loop()
-        patience, ended, since = POSITION_PATIENCE, -1, time.monotonic()
+        """Answer waiting writers until none is left, one round at a time: the writers whose commits end
+        while a round is out are answered together by the next. A round starts at once when a
+        transaction of this store ended since the last one began (it may have been the older one holding
+        the rest back); when none did, what is left waits on a transaction elsewhere, and the rounds
+        look again less and less often."""
+        patience, retry, ended, since = POSITION_PATIENCE, POSITION_PATIENCE, -1, time.monotonic()
         while self._pool is not None and self._waiting:
             if self._ended_count == ended:
                 await self._ended.wait(patience)
                 patience = min(patience * 2, MAX_PATIENCE)
             else:
                 patience = POSITION_PATIENCE
-                deadline = loop.time() + POSITION_GATHER
-                while self._committing > len(self._waiting) and (left := deadline - loop.time()) > 0:
-                    await self._ended.wait(left)
             ended = self._ended_count
             keys = list(self._waiting)
             try:
                 positions = await self._positions(keys)
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as error:
-                log.warning("finding log positions failed; trying again", service=self.service, error=str(error))
-                await asyncio.sleep(patience)
+            except Exception as error:  # the commits are done: their writers must get an answer, so go on
+                log.warning("finding log positions failed; trying again", service=self.service, error=repr(error),
+                            retry_in=retry)
+                await asyncio.sleep(retry)
+                retry = min(retry * 2, 1.0)
                 continue
+            retry = POSITION_PATIENCE
             answered = 0
             for key, position in zip(keys, positions or (), strict=False):
                 if position is None:
@@ -905,9 +904,10 @@ class PostgresStore(Store):
         try:
             positions: list[int | None] | None = await connection.fetchval(
                 POSITIONS_SQL, [k[0] for k in keys], [k[1] for k in keys])
-        except (asyncpg.InterfaceError, OSError, TimeoutError):
-            self._answering = None
-            connection.terminate()
+        except BaseException as error:
+            if not isinstance(error, asyncpg.PostgresError):  # broken or interrupted: start afresh next time
+                self._answering = None
+                connection.terminate()
             raise
         return positions
 
@@ -932,9 +932,11 @@ class PostgresStore(Store):
             except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, StoreError) as error:
                 log.warning("sealing the log failed; readers will do it", service=self.service, error=str(error))
                 return
+            # when an older transaction holds the numbering back (the watermark did not move), look again
+            # less and less often; while it moves, commits made meanwhile are what is left
+            moved = int(watermark) > self._sealed_below
             self._sealed_below = max(self._sealed_below, int(watermark))
-            # when an older transaction holds the numbering back, look again less and less often
-            pause = SEAL_PAUSE if self._sealed_below >= self._seal_target else min(pause * 2, MAX_PATIENCE)
+            pause = SEAL_PAUSE if moved else min(pause * 2, MAX_PATIENCE)
 
     def _grew(self) -> None:
         self._generation += 1

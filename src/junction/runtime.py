@@ -27,6 +27,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from junction.clock import Clock, RealClock, VirtualClock
 from junction.events import Envelope
+from junction.grpc import GrpcConfig, GrpcServers
 from junction.http import build_app
 from junction.ids import Snowflake
 from junction.metrics import exposition
@@ -60,6 +61,15 @@ def sqlite_store(service: Service, data_dir: Path) -> Store:
     return SqliteStore(service.name, data_dir / f"{service.name}.db", service.metadata)
 
 
+@dataclass(frozen=True)
+class Companion:
+    """A development server a system needs beside its services, such as the SMTP sink its mails go to."""
+
+    name: str
+    serve: Callable[[Path], Awaitable[None]]  # serve(data_dir) until cancelled, in the caller's event loop
+    command: Callable[[Path], list[str]]  # the `junction` arguments that run it as a process, given the data dir
+
+
 @dataclass
 class System:
     """A reference system: its services and how it is served."""
@@ -79,6 +89,9 @@ class System:
     # Brokers the distributed topology needs besides PostgreSQL and Kafka, e.g. frozenset({"rabbitmq"})
     # for queue semantics: `junction up --distributed` starts them and tells every process where they are.
     brokers: frozenset[str] = frozenset()
+    # Development servers beside the services (e.g. the mail sink): `junction run` serves them in its process,
+    # `junction up` as processes of their own. Tests start their own instead.
+    companions: list[Companion] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         checks: list[tuple[str, list[object]]] = [
@@ -132,7 +145,7 @@ class Runtime:
                  poll_interval: float = 0.25, store_factory: StoreFactory | None = None,
                  source_factory: SourceFactory | None = None, follower_factory: FollowerFactory | None = None,
                  edge: bool | None = None,
-                 peers: dict[str, str] | None = None) -> None:
+                 peers: dict[str, str] | None = None, grpc: GrpcConfig | None = None) -> None:
         self.system = system
         self.peers = peers or {}  # service -> URL, for services another process hosts (``junction.topology``)
         self.data_dir = Path(data_dir)
@@ -153,6 +166,9 @@ class Runtime:
                 store = self.store_factory(spec, self.data_dir)
                 self.services[spec.name] = ServiceRuntime(spec, store, Snowflake(spec.worker), self.clock,
                                                           self.transport)
+        # the hosted services' gRPC servicers, and where this process reaches other processes' ones
+        self.grpc = GrpcServers([(s.spec, s.uow) for s in self.services.values()], grpc or GrpcConfig(),
+                                self.transport.channels)
         self._sources: dict[str, Store] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self.quiet_checks: list[Callable[[], Awaitable[bool]]] = []  # more work in flight to wait for (outbox relays)
@@ -170,11 +186,14 @@ class Runtime:
     async def start(self) -> None:
         """Open stores, serve the apps, start timers and consumers, run start hooks."""
         await self.open()
+        await self.grpc.start()
         for service in self.services.values():
             for spec in service.spec.subscriptions.values():
                 await self._start_worker(service, spec)
             service.timers = TimerWorker(service.store, self.clock, service.spec.timers, service.uow)
             self._spawn(f"{service.spec.name}/timers", service.timers.run())
+            for task in service.spec.background_tasks.values():  # ``Service.background``
+                self._spawn(f"{service.spec.name}/{task.name}", task.run(service))
         for service in self.services.values():
             for hook in service.spec.on_start:
                 await hook(service)
@@ -195,8 +214,9 @@ class Runtime:
             self.clock.settle_hooks.remove(self.settle)
 
     async def stop(self) -> None:
-        """Stop workers (checkpoints saved) and close stores."""
+        """Stop serving gRPC, stop workers (checkpoints saved) and close stores."""
         self._detach_clock()
+        await self.grpc.stop()
         await self._cancel(list(self._tasks))
         for service in self.services.values():
             for worker in service.subscriptions.values():
@@ -211,6 +231,7 @@ class Runtime:
     async def crash(self) -> None:
         """Stop abruptly, as a killed process would: no checkpoint is saved."""
         self._detach_clock()
+        await self.grpc.stop(None)
         await self._cancel(list(self._tasks))
         for service in self.services.values():
             for worker in service.subscriptions.values():
@@ -323,6 +344,10 @@ class Runtime:
                     return False
                 if any(p.retry_requested for p in await service.store.parked(worker.name)):
                     return False
+            for background in service.spec.background_tasks.values():
+                self._why = "background " + background.name
+                if background.idle is not None and not await background.idle(service):
+                    return False
         for check in self.quiet_checks:
             self._why = "check " + repr(check)
             if not await check():
@@ -429,5 +454,7 @@ class Runtime:
                 "parked": len(await service.store.parked()),
                 "timers_fired": service.timers.fired if service.timers else 0,
                 "next_timer": await service.store.next_due(),
+                "background": {t.name: await t.status(service) for t in service.spec.background_tasks.values()
+                               if t.status},
             }
         return {"system": self.system.name, "time": self.clock.now().isoformat(), "services": services}

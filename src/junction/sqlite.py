@@ -175,11 +175,12 @@ class SqliteStore(Store):
                     "INSERT OR REPLACE INTO snapshots (stream, version, type, data) VALUES (?, ?, ?, ?)",
                     (snap.stream, snap.version, snap.type, dumps(snap.data)),
                 )
-            for statement in batch.statements:
+            for index, statement in enumerate(batch.statements):
                 try:
-                    conn.execute(statement)
+                    changed = conn.execute(statement).rowcount
                 except IntegrityError as error:
                     raise ConcurrencyError(f"a unique row ({error.orig})") from None
+                batch.check_rows(index, changed)
             if batch.cancelled_timers:  # before inserts: a fired timer may be re-armed under its own id
                 raw.executemany("DELETE FROM timers WHERE id = ?", [(t,) for t in batch.cancelled_timers])
             for timer in batch.timers:

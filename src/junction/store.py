@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import MetaData, Table
 from sqlalchemy.sql import Executable
 
+from junction.errors import ConditionFailed
 from junction.events import Envelope
 from junction.signal import Signal
 
@@ -86,6 +87,8 @@ class Batch:
     appends: list[Append] = field(default_factory=list)
     snapshots: list[Snapshot] = field(default_factory=list)
     statements: list[Executable] = field(default_factory=list)
+    # statement index -> the rows it must change at least (guarded writes: atomic conditional updates)
+    expected_rows: dict[int, int] = field(default_factory=dict)
     timers: list[Timer] = field(default_factory=list)
     cancelled_timers: list[str] = field(default_factory=list)
     checkpoint: tuple[str, int] | None = None
@@ -99,6 +102,12 @@ class Batch:
             self.appends or self.snapshots or self.statements or self.timers or self.cancelled_timers
             or self.checkpoint or self.inbox or self.park or self.unpark
         )
+
+    def check_rows(self, index: int, changed: int) -> None:
+        """Raise ConditionFailed when statement ``index`` changed fewer rows than it must (the store rolls back)."""
+        expected = self.expected_rows.get(index, 0)
+        if changed < expected:
+            raise ConditionFailed(f"a guarded write changed {changed} row(s), {expected} required")
 
 
 class Store(abc.ABC):

@@ -18,6 +18,7 @@ from typing import Any
 from junction import config as settings
 from junction.clock import Clock, make_clock
 from junction.config import Config
+from junction.grpc import GrpcConfig
 from junction.runtime import Runtime, StoreFactory, System
 
 
@@ -65,10 +66,11 @@ class Topology:
             from junction.kafka import kafka_sources
             from junction.kafka.follow import kafka_followers
 
-            sources, followers = kafka_sources(kafka), kafka_followers(kafka)
+            sources, followers = kafka_sources(kafka, system=system), kafka_followers(kafka)
         peers = {s.name: url for s in system.services if (url := self.config.service_url(s.name))}
         return Runtime(system, data_dir, clock=clock, only=only, store_factory=self.stores(system),
-                       source_factory=sources, follower_factory=followers, edge=edge, peers=peers)
+                       source_factory=sources, follower_factory=followers, edge=edge, peers=peers,
+                       grpc=GrpcConfig.from_config(system.services, self.config))
 
     async def start(self, runtime: Runtime) -> None:
         """Start the runtime and, with Kafka, the outbox relay of every service it hosts."""

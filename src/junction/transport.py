@@ -16,11 +16,14 @@ from __future__ import annotations
 import asyncio
 import json as jsonlib
 from collections.abc import MutableMapping
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 
 from junction.errors import HttpError
+from junction.grpc.client import GrpcChannels
 
 Message = MutableMapping[str, Any]
 
@@ -36,18 +39,26 @@ class AsgiCaller:
     async def __call__(self, method: str, path: str, body: bytes,
                        headers: dict[str, str] | None = None) -> tuple[int, bytes]:
         """Call the app; its status code and body."""
+        status, _, content = await self.respond(method, path, body, headers)
+        return status, content
+
+    async def respond(self, method: str, path: str, body: bytes, headers: dict[str, str] | None = None,
+                      content_type: str = "application/json") -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """Call the app; its status code, raw response headers and body."""
         path, _, query = path.partition("?")
-        raw_headers = [self._host, (b"content-type", b"application/json"),
-                       (b"content-length", str(len(body)).encode())]
+        raw_headers = [self._host, (b"content-length", str(len(body)).encode())]
+        if content_type:
+            raw_headers.append((b"content-type", content_type.encode("latin-1")))
         if headers:
             raw_headers.extend((k.lower().encode(), v.encode()) for k, v in headers.items())
         scope = {
             "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method.upper(),
-            "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": query.encode(),
+            "scheme": "http", "path": unquote(path), "raw_path": path.encode(), "query_string": query.encode(),
             "root_path": "", "headers": raw_headers, "client": ("127.0.0.1", 0), "server": (self.name, 80),
         }
         request: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
         status = 500
+        response_headers: list[tuple[bytes, bytes]] = []
         chunks: list[bytes] = []
 
         async def receive() -> Message:
@@ -60,11 +71,21 @@ class AsgiCaller:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                response_headers.extend(message.get("headers", []))
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
 
         await self.app(scope, receive, send)
-        return status, b"".join(chunks)
+        return status, response_headers, b"".join(chunks)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A service's answer as it came: status, body bytes and content-type."""
+
+    status: int
+    body: bytes
+    content_type: str | None
 
 
 class UpstreamError(HttpError):
@@ -97,6 +118,16 @@ class ServiceClient:
             return None
         return jsonlib.loads(content)
 
+    async def forward(self, method: str, path: str, body: bytes, content_type: str | None) -> Answer:
+        """Send a request as it came (any method, body bytes and content-type); the answer as it is."""
+        if self._caller is not None:
+            status, raw, content = await self._caller.respond(method, path, body, content_type=content_type or "")
+            answer_type = next((v.decode("latin-1") for k, v in raw if k.lower() == b"content-type"), None)
+            return Answer(status, content, answer_type)
+        headers = {"content-type": content_type} if content_type else None
+        response = await self.http.request(method, path, content=body, headers=headers)
+        return Answer(response.status_code, response.content, response.headers.get("content-type"))
+
     async def get(self, path: str, **kwargs: Any) -> Any:
         """GET path."""
         return await self.request("GET", path, **kwargs)
@@ -124,6 +155,7 @@ class Transport:
     def __init__(self, timeout: float = 10.0) -> None:
         self._clients: dict[str, ServiceClient] = {}
         self.timeout = timeout
+        self.channels = GrpcChannels()  # the services' gRPC contracts, where they have one (``junction.grpc``)
 
     def add_app(self, name: str, app: Any) -> None:
         """Reach ``name`` in-process through its ASGI app."""
@@ -146,3 +178,4 @@ class Transport:
         """Close every client."""
         for client in self._clients.values():
             await client.http.aclose()
+        await self.channels.close()

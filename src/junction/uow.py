@@ -23,6 +23,7 @@ from junction.ids import Snowflake
 from junction.store import ANY_VERSION, Append, Batch, NewEvent, Snapshot, Store, Timer
 
 if TYPE_CHECKING:
+    from junction.grpc.client import GrpcChannels
     from junction.transport import ServiceClient, Transport
 
 A = TypeVar("A", bound=Aggregate)
@@ -111,6 +112,12 @@ class UnitOfWork:
         """Queue writes to the service's own tables."""
         self._batch.statements.extend(statements)
 
+    def require(self, statement: Executable, rows: int = 1) -> None:
+        """Queue a guarded write (``UPDATE ... WHERE stock >= :q``): unless it changes at least ``rows``
+        rows, the commit raises ConditionFailed and writes nothing."""
+        self._batch.expected_rows[len(self._batch.statements)] = rows
+        self._batch.statements.append(statement)
+
     def upsert(self, table: Table, values: dict[str, Any], keys: Sequence[str],
                update: dict[str, Any] | None = None) -> None:
         """Queue an insert that, when ``keys`` clash, applies ``update`` instead (or nothing)."""
@@ -144,6 +151,13 @@ class UnitOfWork:
             raise LookupError("this unit of work has no transport")
         return self._transport.client(service)
 
+    @property
+    def channels(self) -> GrpcChannels:
+        """The gRPC channels to other services (``junction.grpc.GrpcClient`` calls through them)."""
+        if self._transport is None:
+            raise LookupError("this unit of work has no transport")
+        return self._transport.channels
+
     def after_commit(self, action: Callable[[], Awaitable[None]]) -> None:
         """Run ``action`` once the commit succeeded."""
         self._after_commit.append(action)
@@ -164,8 +178,14 @@ class UnitOfWork:
         )
 
     async def commit(self) -> int:
-        """Write everything in one transaction; the log position of the last event appended (0 if none)."""
-        batch = self._batch
+        """Write everything in one transaction; the log position of the last event appended (0 if none).
+
+        A route handler may commit early to learn the outcome (a guarded write's ConditionFailed, a
+        clash) before it answers: what it gathered is taken, so the platform's commit after the
+        handler returns writes only what came later.
+        """
+        batch, self._batch = self._batch, Batch()
+        after_commit, self._after_commit = self._after_commit, []
         committed_versions: list[tuple[Aggregate, int]] = []
         for aggregate in self._aggregates.values():
             pending = aggregate.take_pending()
@@ -185,7 +205,7 @@ class UnitOfWork:
             self.store.timers_changed.notify()
         for aggregate, version in committed_versions:
             aggregate.mark_committed(version)
-        for action in self._after_commit:
+        for action in after_commit:
             await action()
         return self.position
 

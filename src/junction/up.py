@@ -54,6 +54,8 @@ def process_specs(system: System, data_dir: Path, gateway_port: int, first_servi
                          f"http://127.0.0.1:{port}/health") for name, port in ports.items()]
     specs.append(ProcessSpec("gateway", command("gateway", gateway_port), shared, f"http://127.0.0.1:{gateway_port}/",
                              f"http://127.0.0.1:{gateway_port}/health"))
+    specs.extend(ProcessSpec(c.name, [sys.executable, "-m", "junction", *c.command(data_dir)], shared)
+                 for c in system.companions)  # e.g. the mail sink the services deliver to
     return specs
 
 

@@ -1,7 +1,8 @@
 """Where a system's events live on Kafka: bootstrap address, topic and group names, topic creation, the codec.
 
 One topic per source service (``<system>.<service>`` by default), keyed by stream id, the value the
-envelope's JSON; one consumer group per subscription (``<service>.<subscription>``). Every name can
+envelope's JSON; exported events also on the topic their ``Service.export`` names (as is by
+default); one consumer group per subscription (``<service>.<subscription>``). Every name can
 be set by ``JUNCTION_KAFKA_*`` variables or the config file (``junction.config``), the same names the
 Kubernetes manifests use.
 """
@@ -34,6 +35,7 @@ class KafkaConfig:
     # gives them (handlers may rely on it). More spread a group's load, but keep order per stream only.
     partitions: int = 1
     replication: int = 1
+    export_template: str = "{topic}"  # the topic a ``Service.export`` names, as is (tests give it a prefix)
 
     @classmethod
     def from_config(cls, system: str, config: Config | None = None) -> KafkaConfig:
@@ -46,6 +48,10 @@ class KafkaConfig:
     def topic(self, service: str) -> str:
         """The topic that carries ``service``'s events."""
         return self.topic_template.format(system=self.system, service=service)
+
+    def export_topic(self, topic: str) -> str:
+        """The Kafka topic of a topic named by ``Service.export``."""
+        return self.export_template.format(system=self.system, topic=topic)
 
     def group(self, service: str, subscription: str) -> str:
         """The consumer group of one subscription of ``service``."""

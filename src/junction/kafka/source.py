@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import structlog
@@ -36,10 +37,13 @@ class KafkaSource(Source):
 
     def __init__(self, config: KafkaConfig, service: str, subscription: str, source_service: str,
                  checkpoints: Store, flush_every: int = 100, timeout: float = 10.0,
-                 end_offsets: EndOffsets | None = None) -> None:
+                 end_offsets: EndOffsets | None = None, *, topic: str | None = None,
+                 decoder: Callable[[ConsumerRecord[bytes, bytes]], Envelope] | None = None) -> None:
         self.config = config
         self.subscription = subscription
-        self.topic = config.topic(source_service)
+        # the source service's topic, or the topic it exports the subscription's events to (``decoder`` reads them)
+        self.topic = topic or config.topic(source_service)
+        self.decoder = decoder
         self.group = config.group(service, subscription)
         self.checkpoints = checkpoints  # the consumer's store: its inbox and parked rows are reset by rewind
         self.flush_every = flush_every
@@ -187,8 +191,8 @@ class KafkaSource(Source):
 
     def _decode(self, message: ConsumerRecord[bytes, bytes]) -> Envelope:
         try:
-            return decode(message.value or b"")
-        except (ValueError, KeyError, TypeError) as error:
+            return self.decoder(message) if self.decoder is not None else decode(message.value or b"")
+        except Exception as error:  # whatever a codec raises on bad bytes: the worker must not die of one record
             where = f"{message.topic}/{message.partition}@{message.offset}"
             log.error("undecodable record passed over", group=self.group, record=where, error=repr(error))
             return Envelope(id=f"undecodable:{where}", type=UNDECODABLE, stream=where, version=0, key=where,

@@ -1,0 +1,1 @@
+"""The shop's services: one module each, sharing nothing but ``shop.contracts``."""
