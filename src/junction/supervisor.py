@@ -211,9 +211,19 @@ def stop_running(state_file: Path, timeout: float = 30.0) -> bool:
         return False
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except OSError:
+        if not _alive(pid):
             return True
         time.sleep(0.2)
     return False
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` still runs. A zombie does not: it has exited, only its parent has not reaped it
+    yet (a test or a process manager that started `junction up` and now waits for `junction down`)."""
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    with contextlib.suppress(OSError, IndexError):
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    return True

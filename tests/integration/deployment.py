@@ -1,6 +1,6 @@
 """A system under `junction up`, driven from a test: start it, read its supervisor's state, kill a process, stop it.
 
-Shared by the integration tests that run real processes (``test_up.py``, ``test_faults.py``).
+For the integration tests that run a real deployment (``test_faults.py``).
 """
 
 from __future__ import annotations
@@ -27,13 +27,6 @@ T = TypeVar("T")
 SERVICE_PORTS = 16  # ports kept for a system's services (ebike has six)
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def free_ports(count: int) -> int:
     """The first of ``count`` consecutive free ports, below the ephemeral range (32768 up, on Linux), so
     that no outgoing connection (to PostgreSQL or Kafka, say) takes one before its server binds it."""
@@ -54,7 +47,7 @@ def junction(*args: str) -> list[str]:
     return [sys.executable, "-m", "junction", *args]
 
 
-def wait_for(check: Callable[[], T], timeout: float = 60.0, what: str = "") -> T:
+def wait_for(check: Callable[[], T | None], timeout: float = 60.0, what: str = "") -> T:
     """Poll ``check`` until it returns something truthy (errors count as not yet); that value."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -123,13 +116,9 @@ def running(system: str, data: Path, *options: str, timeout: float = 180.0) -> I
         wait_for(ready, timeout=timeout, what="every process")
         yield up
     finally:
-        # `down` waits until the supervisor's pid is gone; it is our child, so reap it meanwhile (a
-        # zombie would keep `down` waiting for its whole timeout).
-        down = subprocess.Popen(junction("down", system, "--data-dir", str(data)), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        subprocess.run(junction("down", system, "--data-dir", str(data)), capture_output=True, timeout=60)
         try:
-            process.wait(60)
+            process.wait(30)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        down.wait(60)

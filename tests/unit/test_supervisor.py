@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
 import sys
 from pathlib import Path
 
-from junction.supervisor import ProcessSpec, Supervisor
+from junction.supervisor import ProcessSpec, Supervisor, stop_running
 
 
 async def test_a_dying_process_is_restarted_and_stop_ends_all(tmp_path: Path) -> None:
@@ -28,3 +30,16 @@ async def test_a_dying_process_is_restarted_and_stop_ends_all(tmp_path: Path) ->
     assert all(s["state"] == "stopped" for s in supervisor.status())
     assert not (tmp_path / "state.json").exists()
     assert not Path(f"/proc/{steady_pid}").exists() or "zombie" in Path(f"/proc/{steady_pid}/status").read_text()
+
+
+def test_down_sees_a_supervisor_that_exited_before_its_parent_reaped_it(tmp_path: Path) -> None:
+    # The caller of `junction down` may be the parent of `junction up` (a test, a process manager):
+    # until it reaps the exited supervisor, that pid is a zombie, which has stopped all the same.
+    supervisor = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        state = tmp_path / "state.json"
+        state.write_text(json.dumps({"pid": supervisor.pid, "children": []}))
+        assert stop_running(state, timeout=5)  # SIGTERM ends it; unreaped, it counts as stopped
+    finally:
+        supervisor.kill()
+        supervisor.wait()
