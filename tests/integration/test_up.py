@@ -12,9 +12,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,53 +25,18 @@ from junction.ids import Snowflake
 from junction.store import ANY_VERSION, Append, Batch, NewEvent
 from junction.systems import load
 from tests.conftest import Cli
+from tests.integration import deployment
+from tests.integration.deployment import wait_for
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def junction(*args: str) -> list[str]:
-    return [sys.executable, "-m", "junction", *args]
-
-
-def wait_for(check: Any, timeout: float = 60.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-        except (httpx.HTTPError, OSError, ValueError, KeyError, AssertionError):
-            value = None
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module", params=["sqlite-files", "distributed"])
 def running(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """ebike under `junction up`: on shared SQLite files, or on PostgreSQL and Kafka (`--distributed`)."""
-    tmp_path = tmp_path_factory.mktemp(request.param)
-    port, first = free_port(), free_port()
     extra = ["--distributed"] if request.param == "distributed" else []
-    process = subprocess.Popen(junction("up", "ebike", "--data-dir", str(tmp_path), "--port", str(port),
-                                        "--first-service-port", str(first + 100), *extra),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: all(c["state"] == "ready" for c in children(tmp_path).values()), timeout=180,
-                 what="every process")
-        yield base, tmp_path
-    finally:
-        subprocess.run(junction("down", "ebike", "--data-dir", str(tmp_path)), capture_output=True, timeout=60)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    with deployment.running("ebike", tmp_path_factory.mktemp(request.param), *extra) as up:
+        yield up.base, up.data
 
 
 def gql(client: httpx.Client, query: str, **variables: Any) -> Any:
@@ -85,8 +47,8 @@ def gql(client: httpx.Client, query: str, **variables: Any) -> Any:
 
 
 def children(data: Path) -> dict[str, dict[str, Any]]:
-    state = json.loads((data / "junction-up.json").read_text())
-    return {row["name"]: row for row in state["children"]}
+    """Each supervised process's row."""
+    return deployment.Up("ebike", data, "").children()
 
 
 def test_services_in_their_own_processes_survive_a_kill(running: tuple[str, Path]) -> None:
