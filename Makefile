@@ -68,6 +68,7 @@ bench: install ## print the platform's benchmark figures
 	$(UV) run --frozen junction bench append
 	$(UV) run --frozen junction bench balance
 	$(UV) run --frozen junction bench e2e
+	$(UV) run --frozen junction bench shop
 
 clean:
 	rm -rf .venv var .pytest_cache .mypy_cache .ruff_cache

@@ -53,11 +53,16 @@ Gap-safe global order (the transaction-id watermark)
     read that decides a version (``ANY_VERSION``, the check that the stream is not behind the
     expected version) happens before the first write, in a snapshot taken before the transaction
     had an xid: any transaction visible to it got its xid earlier, so it precedes this one. The
-    cost is that a commit answers only once every *older* transaction has ended: a long transaction
-    anywhere in the cluster (xids are cluster-wide) delays answers and visibility - never
-    correctness - so transactions stay short (they never wait on the network). Under concurrency
-    this is most of what a commit costs beyond an insert: its answer waits for the older commits'
-    WAL flushes and for an answer round.
+    cost is that a commit answers only once every *older* transaction that could still write here
+    has ended. xids are cluster-wide and so is ``pg_snapshot_xmin``; but a transaction of another
+    database can never write to this log, so when the cluster's watermark keeps writers waiting,
+    the answer rounds and the background seal number what lies below this database's watermark
+    (``junction.database_watermark``: the running xids that pg_stat_activity does not place in
+    another database). Every service of a system shares one server, and a long transaction in one
+    service's database no longer holds the others back; a long transaction in its own database
+    delays answers and visibility - never correctness - so transactions stay short (they never
+    wait on the network). Under concurrency this is most of what a commit costs beyond an insert:
+    its answer waits for the older commits' WAL flushes and for an answer round.
 
 Waking consumers
     Each seal that numbers rows sends ``NOTIFY junction_log``. ``wait_for_append`` listens on a
@@ -410,6 +415,59 @@ $fn$;
 -- Writers no longer ask for their positions one by one (POSITIONS_SQL answers them all).
 DROP FUNCTION junction.position_of(text, integer, bigint, integer);
 """),
+    Migration(3, "a watermark of this database's own transactions", f"""
+-- The oldest transaction that may still write to this database's log. xids are cluster-wide, so
+-- pg_snapshot_xmin counts every database's transactions; but a transaction of another database can
+-- never write here, so when a running xid is known to belong to one (pg_stat_activity), it does not
+-- hold this log back. An xid whose database is not known (a prepared transaction, a session whose
+-- details are hidden, one that ended since the snapshot) counts, as before.
+CREATE FUNCTION junction.database_watermark() RETURNS xid8 LANGUAGE sql STABLE AS $fn$
+    SELECT coalesce(min(r.x), pg_snapshot_xmax(pg_current_snapshot()))
+    FROM pg_snapshot_xip(pg_current_snapshot()) AS r(x)
+    WHERE NOT EXISTS (SELECT FROM pg_stat_activity a
+                      WHERE a.backend_xid = r.x::xid AND a.datname IS DISTINCT FROM current_database())
+$fn$;
+
+-- The seal, below either watermark: the cluster's (cheap: what writers and readers check) or, when
+-- that is held back by transactions of other databases, this database's.
+DROP FUNCTION junction.seal();
+CREATE FUNCTION junction.seal(this_database boolean DEFAULT false) RETURNS bigint LANGUAGE plpgsql AS $fn$
+DECLARE
+    watermark xid8;
+    sealed bigint;
+BEGIN
+    PERFORM pg_advisory_xact_lock({SEAL_LOCK});
+    watermark := CASE WHEN this_database THEN junction.database_watermark()
+                      ELSE pg_snapshot_xmin(pg_current_snapshot()) END;
+    -- each statement here reads a snapshot taken after the lock: every earlier seal is visible
+    UPDATE junction.events e SET position = r.base + r.n
+    FROM (SELECT u.stream, u.version, row_number() OVER (ORDER BY u.xid, u.ord) AS n,
+                 (SELECT coalesce(max(p.position), 0) FROM junction.events p) AS base
+          FROM junction.events u WHERE u.position IS NULL AND u.xid < watermark) r
+    WHERE e.stream = r.stream AND e.version = r.version;
+    GET DIAGNOSTICS sealed = ROW_COUNT;
+    IF sealed > 0 THEN
+        -- positions are a function of the committed rows: a seal lost in a crash is redone identically
+        PERFORM set_config('synchronous_commit', 'off', true);
+        PERFORM pg_notify('{CHANNEL}', '');
+    END IF;
+    RETURN watermark::text::bigint;
+END
+$fn$;
+
+-- A sealing round below this database's watermark, then the positions of the given events (NULL
+-- for those still behind an older transaction of this database): for writers whose answer waits
+-- on something that is not ending here. Readers then find those events numbered.
+CREATE FUNCTION junction.seal_and_find(streams text[], versions integer[], OUT positions bigint[])
+LANGUAGE plpgsql AS $fn$
+BEGIN
+    PERFORM junction.seal(true);
+    SELECT array_agg(e.position ORDER BY k.n) INTO positions
+    FROM unnest(streams, versions) WITH ORDINALITY AS k(stream, version, n)
+         LEFT JOIN junction.events e ON e.stream = k.stream AND e.version = k.version;
+END
+$fn$;
+"""),
 )
 
 COMMIT_ARGUMENTS = 31
@@ -454,6 +512,7 @@ FROM unnest($1::text[], $2::integer[]) WITH ORDINALITY AS k(stream, version, n)
      LEFT JOIN junction.events e ON e.stream = k.stream AND e.version = k.version
      LEFT JOIN ranked r ON r.stream = k.stream AND r.version = k.version
 """
+SEAL_AND_FIND_SQL = "SELECT junction.seal_and_find($1, $2)"
 PARKED_COLUMNS = "id, subscription, key, envelope, error, attempts, parked_at, retry_requested"
 
 
@@ -795,9 +854,7 @@ class PostgresStore(Store):
                 except asyncpg.PostgresError as error:
                     raise (_conflict(error) or error) from None
         finally:
-            # whatever happened, this transaction no longer holds anyone's position back
-            self._ended_count += 1
-            self._ended.notify()
+            self._transaction_ended()  # whatever happened
         if last is None or row is None or row["out_xid"] is None:
             return 0
         self._seal_soon(row["out_xid"])
@@ -857,11 +914,13 @@ class PostgresStore(Store):
         """Answer waiting writers until none is left, one round at a time: the writers whose commits end
         while a round is out are answered together by the next. A round starts at once when a
         transaction of this store ended since the last one began (it may have been the older one holding
-        the rest back); when none did, what is left waits on a transaction elsewhere, and the rounds
-        look again less and less often."""
+        the rest back). When none did, what is left waits on a transaction elsewhere: the rounds look
+        again less and less often, and seal below this database's watermark, so that transactions of
+        other databases on the same server hold nothing back."""
         patience, retry, ended, since = POSITION_PATIENCE, POSITION_PATIENCE, -1, time.monotonic()
         while self._pool is not None and self._waiting:
-            if self._ended_count == ended:
+            held = self._ended_count == ended
+            if held:
                 await self._ended.wait(patience)
                 patience = min(patience * 2, MAX_PATIENCE)
             else:
@@ -869,7 +928,7 @@ class PostgresStore(Store):
             ended = self._ended_count
             keys = list(self._waiting)
             try:
-                positions = await self._positions(keys)
+                positions = await self._positions(keys, seal=held)
             except Exception as error:  # the commits are done: their writers must get an answer, so go on
                 log.warning("finding log positions failed; trying again", service=self.service, error=repr(error),
                             retry_in=retry)
@@ -892,8 +951,9 @@ class PostgresStore(Store):
                 log.warning("log positions wait on an older open transaction", service=self.service,
                             writers=len(self._waiting))
 
-    async def _positions(self, keys: list[tuple[str, int]]) -> list[int | None] | None:
-        """``POSITIONS_SQL`` for ``keys`` on the answerer's connection (made on first use, again after a failure)."""
+    async def _positions(self, keys: list[tuple[str, int]], seal: bool = False) -> list[int | None] | None:
+        """The positions of ``keys`` (None: not yet) on the answerer's connection (made on first use, again
+        after a failure): ``POSITIONS_SQL``, read-only; or, with ``seal``, ``SEAL_AND_FIND_SQL``."""
         connection = self._answering
         if connection is None or connection.is_closed():
             connection = self._answering = await asyncpg.connect(self.dsn, timeout=5, server_settings={
@@ -903,7 +963,7 @@ class PostgresStore(Store):
                 "plan_cache_mode": "force_generic_plan"})
         try:
             positions: list[int | None] | None = await connection.fetchval(
-                POSITIONS_SQL, [k[0] for k in keys], [k[1] for k in keys])
+                SEAL_AND_FIND_SQL if seal else POSITIONS_SQL, [k[0] for k in keys], [k[1] for k in keys])
         except BaseException as error:
             if not isinstance(error, asyncpg.PostgresError):  # broken or interrupted: start afresh next time
                 self._answering = None
@@ -920,7 +980,7 @@ class PostgresStore(Store):
             self._sealer = asyncio.create_task(self._seal_rounds(), name=f"junction/{self.service}/seal")
 
     async def _seal_rounds(self) -> None:
-        pause = SEAL_PAUSE
+        pause, this_database = SEAL_PAUSE, False
         while self._pool is not None and self._sealed_below < self._seal_target:
             # let commits gather so that one round numbers them all: a round costs about as much as a
             # commit, and readers seal for themselves what they need sooner
@@ -928,15 +988,23 @@ class PostgresStore(Store):
             if self._pool is None:
                 return
             try:
-                watermark = await self._pool.fetchval("SELECT junction.seal()")
+                watermark = await self._pool.fetchval("SELECT junction.seal($1)", this_database)
+                self._transaction_ended()  # the seal's own xid held younger writers' positions back
             except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, StoreError) as error:
                 log.warning("sealing the log failed; readers will do it", service=self.service, error=str(error))
                 return
             # when an older transaction holds the numbering back (the watermark did not move), look again
-            # less and less often; while it moves, commits made meanwhile are what is left
+            # less and less often, and from then on below this database's watermark (other databases'
+            # transactions do not count there); while it moves, commits made meanwhile are what is left
             moved = int(watermark) > self._sealed_below
             self._sealed_below = max(self._sealed_below, int(watermark))
             pause = SEAL_PAUSE if moved else min(pause * 2, MAX_PATIENCE)
+            this_database = this_database or not moved
+
+    def _transaction_ended(self) -> None:
+        """A transaction of this store ended: positions it held back may be known now."""
+        self._ended_count += 1
+        self._ended.notify()
 
     def _grew(self) -> None:
         self._generation += 1
@@ -982,11 +1050,17 @@ class PostgresStore(Store):
         task = asyncio.current_task()
         if task is not None:
             self._read_at[task] = self._generation
-        rows = await self.pool.fetch("SELECT * FROM junction.read_log($1, $2)", after, limit)
+        try:
+            rows = await self.pool.fetch("SELECT * FROM junction.read_log($1, $2)", after, limit)
+        finally:
+            self._transaction_ended()  # it may have sealed, in a transaction with an xid of its own
         return [envelope_from_row(row, self.service) for row in rows]
 
     async def head(self) -> int:
-        return int(await self.pool.fetchval("SELECT junction.head()"))
+        try:
+            return int(await self.pool.fetchval("SELECT junction.head()"))
+        finally:
+            self._transaction_ended()  # it may have sealed, in a transaction with an xid of its own
 
     async def wait_for_append(self, timeout: float) -> None:
         """Return when events were committed (here, or by another process: NOTIFY), or after ``timeout``."""

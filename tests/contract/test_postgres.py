@@ -157,6 +157,30 @@ async def test_wait_for_append_wakes_a_reader_in_another_process(postgres_databa
         await writer.close()
 
 
+async def test_an_open_transaction_of_another_database_holds_no_answer_back(
+    postgres_server: PostgresServer, postgres_database: str
+) -> None:
+    writer, reader = PostgresStore("svc", postgres_database), PostgresStore("svc", postgres_database)
+    await writer.open()
+    await reader.open()
+    elsewhere = await asyncpg.connect(database_dsn(postgres_server.dsn, "postgres"))  # the same server
+    try:
+        async with elsewhere.transaction():
+            await elsewhere.fetchval("SELECT pg_current_xact_id()")  # older than what follows, and open
+            # xids are cluster-wide, so the cluster's watermark stays below that transaction; this
+            # database's does not, and the commit is answered (and read) while it stays open
+            position = await asyncio.wait_for(writer.commit(Batch(appends=[Append("s", 0, [new_event("a")])])), 30)
+            assert position == 1
+            assert [(e.position, e.data["token"]) for e in await reader.read_log()] == [(1, "a")]
+            second = await asyncio.wait_for(writer.commit(Batch(appends=[Append("s", 1, [new_event("b")])])), 30)
+            assert second == 2
+            assert await reader.head() == 2
+    finally:
+        await elsewhere.close()
+        await writer.close()
+        await reader.close()
+
+
 async def test_migrations_are_versioned_and_safe_under_concurrent_starts(postgres_server: PostgresServer) -> None:
     dsn = database_dsn(postgres_server.dsn, f"junction_test_migrations_{id(postgres_server)}")
     stores = [PostgresStore("svc", dsn, create=True) for _ in range(3)]

@@ -101,6 +101,11 @@ class MailSender:
             except Exception as error:  # the store failed (a database restarting): keep going, never die
                 delay = 1.0
                 log.warning("mail sender interrupted", sender=self.name, error=describe(error), retry_in=delay)
+            # aiosmtplib awaits replies with asyncio.wait_for, which on Python 3.11 swallows a cancellation that
+            # lands as the reply arrives: honour it here, or stopping the runtime would wait for this task forever
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError
             if delay > 0:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(delay):

@@ -86,7 +86,7 @@ MAX_CENTS = 2**63 - 1  # what a store's BIGINT holds
 
 
 def total_cents(price: Decimal, quantity: int) -> int | None:
-    """price × quantity in cents, rounded half up to the cent (29.99 × 2 = 5998); None when no store holds it."""
+    """price x quantity in cents, rounded half up to the cent (29.99 x 2 = 5998); None when no store holds it."""
     total = price * quantity
     if total * 100 > MAX_CENTS:  # checked before rounding: quantize fails beyond the context's 28 digits
         return None
@@ -95,6 +95,6 @@ def total_cents(price: Decimal, quantity: int) -> int | None:
 
 def money_json(cents: int) -> str:
     """An amount as JSON number text, exact at any size: ``59.98``, or ``450`` when it has no cents (as the
-    reference's BigDecimal prints 30 × 15)."""
+    reference's BigDecimal prints 30 x 15)."""
     whole, part = divmod(cents, 100)
     return str(whole) if part == 0 else f"{whole}.{part:02d}"

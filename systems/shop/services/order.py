@@ -9,7 +9,7 @@ Placing an order:
 3. if anything fails after step 1, give the stock back (``RestoreInventory``, the compensation) and
    answer 409.
 
-The order number is a server-made UUID v4 and the stored price is price × quantity to the cent, as
+The order number is a server-made UUID v4 and the stored price is price x quantity to the cent, as
 the running reference does.
 """
 

@@ -92,11 +92,18 @@ class Shop:
         await self.runtime.settle()
 
 
+@contextlib.asynccontextmanager
+async def mail_sink_in(directory: Path, patch: pytest.MonkeyPatch) -> AsyncIterator[MailSink]:
+    """A real SMTP sink on free ports, made the mail server of the shops started meanwhile."""
+    async with MailSink(directory / "mail", smtp_port=0, http_port=0) as sink:
+        patch.setenv("JUNCTION_SMTP_PORT", str(sink.smtp_port))
+        yield sink
+
+
 @pytest.fixture
 async def mail_sink(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[MailSink]:
     """A real SMTP sink on free ports, where this test's mails go."""
-    async with MailSink(tmp_path / "mail", smtp_port=0, http_port=0) as sink:
-        monkeypatch.setenv("JUNCTION_SMTP_PORT", str(sink.smtp_port))
+    async with mail_sink_in(tmp_path, monkeypatch) as sink:
         yield sink
 
 

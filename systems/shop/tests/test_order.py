@@ -33,7 +33,7 @@ async def test_price_is_price_times_quantity_exact_to_the_cent(shop: Shop) -> No
     for price, quantity in ((30, 15), (0.1, 3), (19.995, 1), (12.5, 1)):
         assert (await shop.order("SKU001", quantity, price=price, user="prices"))[0] == 201
     assert [o["price"] for o in await shop.orders("prices")] == [450, 0.3, 20.0, 12.5]
-    status, text = await shop.request("GET", "/api/order/prices")
+    _, text = await shop.request("GET", "/api/order/prices")
     assert '"price":450}' in text and '"price":0.30}' in text and '"price":20}' in text and '"price":12.50}' in text
 
 
@@ -77,7 +77,8 @@ class _Hangs:
         return call
 
 
-async def test_when_storing_the_order_fails_the_stock_is_given_back(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_when_storing_the_order_fails_the_stock_is_given_back(shop: Shop,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """Invariant 2 (compensation): the second order gets the first one's number, so storing it clashes on the
     orders table's primary key in the real store, after its stock was taken; the saga gives the stock back."""
     await shop.create("SKU001", 10)

@@ -6,16 +6,14 @@ argon2 parameters are lowered for speed (hash cost is auth's concern, tested in 
 everything else runs as in production.
 
 The stack runs on either topology: ``embedded`` (SQLite stores, consumers reading the source
-service's log) or ``distributed`` (``Distributed``: PostgreSQL stores, and Kafka topics fed by each
-service's outbox relay, all in this process, as ``junction.topology`` assembles them).
+service's log) or ``distributed`` (PostgreSQL stores, and Kafka topics fed by each service's outbox
+relay, all in this process): ``junction.testing`` runs a system on either.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,18 +21,14 @@ from typing import Any
 import httpx
 import pytest
 from argon2 import PasswordHasher
-from sqlalchemy.engine import make_url
 
 from ebike.gateway.app import Gateway, Settings
 from ebike.services import auth
 from ebike.system import build
 from junction.clock import VirtualClock
 from junction.gateway.sessions import KeyPair
-from junction.kafka import KafkaConfig, KafkaSource, kafka_sources, start_relays
-from junction.kafka.follow import kafka_followers
-from junction.postgres import postgres_stores
-from junction.runtime import Runtime, SourceFactory, StoreFactory
-from junction.sources import FollowerFactory
+from junction.runtime import Runtime
+from junction.testing import Distributed, running
 
 PASSWORD = "password123"
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
@@ -145,27 +139,6 @@ def fast_hashing() -> Iterator[None]:
         yield
 
 
-@dataclasses.dataclass(frozen=True)
-class Distributed:
-    """The distributed building blocks of one stack: service ``s`` keeps its state in database
-    ``<database>__<s>`` of ``dsn``'s server, and exchanges events over ``kafka``'s topics."""
-
-    dsn: str  # a fresh database of this test (its name is the prefix of the services' databases)
-    kafka: KafkaConfig
-
-    def stores(self) -> StoreFactory:
-        """The runtime's store factory."""
-        return postgres_stores(self.dsn, prefix=f"{make_url(self.dsn).database}__")
-
-    def sources(self) -> SourceFactory:
-        """The runtime's source factory."""
-        return kafka_sources(self.kafka)
-
-    def followers(self) -> FollowerFactory:
-        """The runtime's follower factory (the gateway's live feed reads the topics)."""
-        return kafka_followers(self.kafka)
-
-
 @contextlib.asynccontextmanager
 async def open_stack(data_dir: Path, settings: Settings,
                      distributed: Distributed | None = None) -> AsyncIterator[Stack]:
@@ -180,32 +153,13 @@ async def open_stack(data_dir: Path, settings: Settings,
     clock = VirtualClock()
     system = dataclasses.replace(build(), gateway=edge)
     with fast_hashing():
-        runtime = Runtime(system, data_dir, clock=clock, poll_interval=0.05,
-                          store_factory=distributed.stores() if distributed else None,
-                          source_factory=distributed.sources() if distributed else None,
-                          follower_factory=distributed.followers() if distributed else None)
-        async with runtime:
-            if distributed is not None:
-                start_relays(runtime, distributed.kafka)
-                await joined(runtime)
+        async with running(system, data_dir, distributed, clock=clock) as runtime:
             stack = Stack(runtime, clock, made[0])
             try:
                 yield stack
             finally:
                 for client in stack.clients:
                     await client.close()
-
-
-async def joined(runtime: Runtime, timeout: float = 60.0) -> None:
-    """Wait until every Kafka source of ``runtime`` has joined its consumer group, so that a test
-    (and its teardown) never races the group joins of the start."""
-    sources = [worker.source for service in runtime.services.values()
-               for worker in service.subscriptions.values() if isinstance(worker.source, KafkaSource)]
-    deadline = time.monotonic() + timeout
-    while not all(source.joined for source in sources):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"Kafka sources not joined after {timeout} s")
-        await asyncio.sleep(0.02)
 
 
 def settings_with_keys(keys_dir: Path, **overrides: Any) -> Settings:
