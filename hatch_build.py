@@ -13,7 +13,7 @@ from typing import Any
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
 
-class GrpcStubs(BuildHookInterface):  # type: ignore[type-arg]
+class GrpcStubs(BuildHookInterface):  # type: ignore[type-arg]  # hatchling's generic config type
     """Run protoc (grpcio-tools) over ``systems/*/contracts/*.proto`` before the package is built."""
 
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:

@@ -1,6 +1,6 @@
 """``junction bench shop``: placing orders through the gateway, next to the raw gRPC decrement, in one run.
 
-One embedded shop (SQLite, the mail sink receiving the confirmations) serves both paths at each
+One embedded shop (SQLite; a mail sink process receives the confirmations) serves both paths at each
 concurrency level: "order" is a full ``POST /api/order`` handed to the gateway's ASGI app (the proxy,
 the order service's validation, the gRPC decrement over loopback, the commit of the order and its
 event), while the notification service consumes and mails meanwhile; "grpc" is the decrement alone,
@@ -11,11 +11,13 @@ the stock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from junction.bench import percentile
-from junction.mail import MailSink
+from junction.kafka.broker import free_port
 from junction.testing import running
 from junction.transport import AsgiCaller
 from shop.contracts.inventory import InventoryRequest, InventoryServiceStub
@@ -32,6 +34,33 @@ from shop.system import build
 LEVELS = (1, 4, 16, 64)
 ORDER = {"skuCode": "BENCH", "price": 29.99, "quantity": 1,
          "userDetails": {"userId": "bench", "email": "bench@example.com", "firstName": "Ben", "lastName": "Ch"}}
+
+
+@contextlib.asynccontextmanager
+async def mail_sink(directory: Path) -> AsyncIterator[int]:
+    """A ``junction mail-sink`` process of its own, as a mail server is: its SMTP port. (In this process, its
+    parsing and storing of every mail would be measured as the shop's.)"""
+    smtp_port, http_port = free_port(), free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "junction", "mail-sink", "--smtp-port", str(smtp_port), "--http-port",
+        str(http_port), "--data-dir", str(directory), stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", smtp_port)
+            except OSError:
+                if time.monotonic() > deadline or process.returncode is not None:
+                    raise RuntimeError("the mail sink did not start") from None
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            break
+        yield smtp_port
+    finally:
+        process.terminate()
+        await process.wait()
 
 
 async def _measure(call: Callable[[], Awaitable[None]], count: int, concurrency: int) -> dict[str, Any]:
@@ -57,9 +86,9 @@ async def run(console: Console, quick: bool) -> dict[str, Any]:
     count = 200 if quick else 2_000
     levels: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        async with MailSink(Path(tmp) / "mail", smtp_port=0, http_port=0) as sink:
+        async with mail_sink(Path(tmp) / "mail") as smtp_port:
             previous = os.environ.get("JUNCTION_SMTP_PORT")
-            os.environ["JUNCTION_SMTP_PORT"] = str(sink.smtp_port)  # the confirmations go to this run's sink
+            os.environ["JUNCTION_SMTP_PORT"] = str(smtp_port)  # the confirmations go to this run's sink
             try:
                 async with running(build(), Path(tmp) / "data") as runtime:
                     gateway = AsgiCaller("gateway", runtime.app)
@@ -83,7 +112,6 @@ async def run(console: Console, quick: bool) -> dict[str, Any]:
                         raw = await _measure(decrement, count, concurrency)
                         levels.append({"concurrency": concurrency, "order": placed, "grpc": raw,
                                        "ratio": round(raw["per_s"] / max(placed["per_s"], 1), 2)})
-                    await runtime.settle()
             finally:
                 if previous is None:
                     os.environ.pop("JUNCTION_SMTP_PORT", None)

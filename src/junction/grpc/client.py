@@ -74,6 +74,7 @@ class _WithDeadline:
         def call(request: Any, *, timeout: float | None = None, **options: Any) -> Any:
             return method(request, timeout=deadline if timeout is None else timeout, **options)
 
+        setattr(self, name, call)  # made once: later lookups find it without __getattr__
         return call
 
 

@@ -17,6 +17,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from junction.kafka.bounded import bounded
 
 
+class ProbeClosed(Exception):
+    """The end-offsets client was asked after its last user left."""
+
+
 class EndOffsets:
     """A group-less client that reads end offsets; started on first use, stopped when its last user leaves."""
 
@@ -35,11 +39,15 @@ class EndOffsets:
         """A source is done with the probe; the last one stops the client."""
         self._users = max(0, self._users - 1)
         if self._users == 0:
-            await self.close()
+            async with self._lock:  # after a start in flight, or its client would outlive every user
+                await self.close()
 
     async def of(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
-        """The end offset (the offset the next record will get) of each partition."""
+        """The end offset (the offset the next record will get) of each partition; ``ProbeClosed``
+        once no source holds the probe (a lag asked while its source was closing)."""
         async with self._lock:
+            if self._users == 0:
+                raise ProbeClosed("no source holds the end-offsets client")
             client = self._client or await self._start()
         try:
             return await bounded(client.end_offsets(partitions), self.timeout)

@@ -24,7 +24,7 @@ from aiokafka.errors import KafkaError
 from junction.events import Envelope
 from junction.kafka.bounded import bounded
 from junction.kafka.config import KafkaConfig, decode, ensure_topic
-from junction.kafka.offsets import EndOffsets
+from junction.kafka.offsets import EndOffsets, ProbeClosed
 from junction.sources import Source
 from junction.store import Store
 
@@ -145,7 +145,7 @@ class KafkaSource(Source):
             return self._lag
         try:
             self._lag = await bounded(self._measure(consumer), self.timeout)
-        except (KafkaError, TimeoutError) as error:  # the broker is away: not known to be caught up
+        except (KafkaError, TimeoutError, ProbeClosed) as error:  # broker away or source closing: not known
             log.debug("lag unknown", group=self.group, error=repr(error))
             self._lag = max(self._lag, 1)
         return self._lag

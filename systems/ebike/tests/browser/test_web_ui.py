@@ -136,14 +136,21 @@ def test_customer_adds_credit_and_the_admin_confirms_it_live(admin: Person, cust
     expect(admin.page.locator("#users")).to_contain_text("admin1")
 
 
+def select_vehicle(page: Page, vehicle_id: str) -> None:
+    """Click a vehicle on the map once the page is live (the first pushed snapshot redraws the map,
+    and a click on the marker it replaced would be lost); its card opens."""
+    expect(page.locator("#live")).to_have_attribute("data-state", "live")
+    page.locator(f'#city-map .vehicle[data-id="{vehicle_id}"]').click()
+    expect(page.locator("#selected")).to_be_visible()
+
+
 def test_renting_without_credit_shows_the_api_error_next_to_the_button(admin: Person, customer_factory: Any) -> None:
     bike = vehicle(admin, "BIKE", 45, 60)
     customer = customer_factory()
     page = customer.page
     page.goto("/ride")
-    page.locator(f'#city-map .vehicle[data-id="{bike}"]').click()
+    select_vehicle(page, bike)
     selected = page.locator("#selected")
-    expect(selected).to_be_visible()
     selected.get_by_role("button", name="Rent this vehicle").click()
     expect(selected.locator("output.error")).to_contain_text("does not have enough credit balance")
     expect(page.locator("#rental")).to_contain_text("No active rental")
@@ -156,7 +163,7 @@ def test_customer_rents_on_the_map_sees_the_cost_rise_and_stops(admin: Person, c
     page = customer.page
     page.goto("/ride")
     expect(page.locator('[data-live="balance"]').first).to_have_text("0.85 €")
-    page.locator(f'#city-map .vehicle[data-id="{bike}"]').click()
+    select_vehicle(page, bike)
     page.locator("#selected").get_by_role("button", name="Rent this vehicle").click()
 
     cost = page.locator('[data-live="rental-cost"]')
