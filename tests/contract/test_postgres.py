@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -19,7 +20,7 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, select
 from sqlalchemy.engine import make_url
 
 from junction.clock import VirtualClock
-from junction.errors import StoreError
+from junction.errors import ConcurrencyError, StoreError
 from junction.postgres import MIGRATIONS, PostgresStore, database_dsn, postgres_stores
 from junction.runtime import Runtime
 from junction.service import Service
@@ -155,6 +156,42 @@ async def test_wait_for_append_wakes_a_reader_in_another_process(postgres_databa
     finally:
         await reader.close()
         await writer.close()
+
+
+async def test_group_commit_falls_back_one_by_one_when_a_unit_conflicts(postgres_database: str) -> None:
+    """Writers committing at once are committed as one group; one of them conflicts, so the group falls
+    back to one by one: it alone fails, the others' events are committed, in log order."""
+    store = PostgresStore("svc", postgres_database)
+    await store.open()
+    groups: list[int] = []
+    commit_group = store._commit_group
+
+    async def spy(group: list[Any]) -> None:
+        groups.append(len(group))
+        await commit_group(group)
+
+    store._commit_group = spy  # type: ignore[method-assign]
+    try:
+        assert await store.commit(Batch(appends=[Append("x", 0, [new_event("x1")])])) == 1
+        busy = [store.commit(Batch(appends=[Append(f"busy-{n}", 0, [new_event(f"b{n}")])])) for n in range(2)]
+        loser = store.commit(Batch(appends=[Append("x", 0, [new_event("lost")])]))
+        other = store.commit(Batch(appends=[Append("y", 0, [new_event("y1")])]))
+        results = await asyncio.gather(*busy, loser, other, return_exceptions=True)
+        assert groups == [4]  # a lone writer went inline; the loser and the others, as one group
+        assert isinstance(results[2], ConcurrencyError)
+        assert sorted(results[:2]) == [2, 3] and results[3] == 4  # type: ignore[type-var]
+        log = await store.read_log()
+        assert [e.position for e in log] == [1, 2, 3, 4]
+        assert {(e.position, e.stream, e.data["token"]) for e in log} == {
+            (1, "x", "x1"), (results[0], "busy-0", "b0"), (results[1], "busy-1", "b1"), (4, "y", "y1")}
+
+        # without a conflict the group commits as one transaction: positions contiguous, in queue order
+        batches = [store.commit(Batch(appends=[Append(f"z-{n}", 0, [new_event(f"z{n}")])])) for n in range(6)]
+        assert sorted(await asyncio.gather(*batches)) == [5, 6, 7, 8, 9, 10]
+        assert groups[1:] == [6]
+        assert [e.position for e in await store.read_log()] == list(range(1, 11))
+    finally:
+        await store.close()
 
 
 async def test_an_open_transaction_of_another_database_holds_no_answer_back(

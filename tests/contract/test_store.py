@@ -286,6 +286,31 @@ async def test_an_append_without_events_writes_nothing_and_has_no_position(store
 
 
 # -- many writers at once ---------------------------------------------------------------------
+async def test_group_commit_fails_only_the_conflicting_writer(store: Store) -> None:
+    """Concurrent one-event commits may be committed together (group commit); when one of them loses
+    its race, the group falls back to one by one: only that writer fails, the others' events are
+    committed and visible in the order of their positions."""
+    await store.commit(Batch(appends=[append("tally-x", 0, "x1")]))
+    # started at once: a store with group commit commits them together, the loser among them
+    busy = [Batch(appends=[append(f"tally-busy-{n}", 0, f"busy-{n}")]) for n in range(3)]
+    loser = Batch(appends=[append("tally-x", 0, "lost")])  # stream x is at version 1 already
+    winner = Batch(appends=[append("tally-y", ANY_VERSION, "y1")])
+    results = await asyncio.gather(*(store.commit(b) for b in [*busy, loser, winner]), return_exceptions=True)
+    assert isinstance(results[3], ConcurrencyError)
+    positions = [r for n, r in enumerate(results) if n != 3]
+    assert all(isinstance(p, int) for p in positions), results
+    assert sorted(positions) == [2, 3, 4, 5]  # type: ignore[type-var]
+    log = await store.read_log()
+    assert [e.position for e in log] == [1, 2, 3, 4, 5]
+    assert tokens_of(log)[0] == "x1" and "lost" not in tokens_of(log)
+    by_position = {e.position: e.data["token"] for e in log}
+    assert [by_position[p] for p in positions] == ["busy-0", "busy-1", "busy-2", "y1"]  # type: ignore[index]
+    assert tokens_of(await store.read_stream("tally-y")) == ["y1"]
+    assert tokens_of(await store.read_stream("tally-x")) == ["x1"]
+    # the loser retries on fresh state and goes through
+    assert await store.commit(Batch(appends=[append("tally-x", 1, "x2")])) == 6
+
+
 async def test_concurrent_writers_every_commit_exactly_once_without_gaps(store: Store) -> None:
     clock = VirtualClock()
     streams = ["a", "b", "c"]
