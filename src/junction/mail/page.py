@@ -65,9 +65,15 @@ function placeholder() {
   if (!list.children.length) list.append(el("li", "No mail yet.", "empty"));
 }
 
+let pushedDuringLoad = null;  // mails pushed while a load() was fetching: newer than what it fetched
+
 async function load() {
+  pushedDuringLoad = new Map();
   const page = await (await fetch("api/v1/messages?limit=200")).json();
-  list.replaceChildren(...page.messages.map(row));
+  const fetched = new Set(page.messages.map((m) => m.ID));
+  const late = [...pushedDuringLoad.values()].filter((m) => !fetched.has(m.ID)).reverse();
+  pushedDuringLoad = null;
+  list.replaceChildren(...late.map(row), ...page.messages.map(row));
   placeholder();
 }
 
@@ -105,6 +111,7 @@ events.onopen = () => { state.textContent = "live"; load(); };
 events.onerror = () => { state.textContent = "reconnecting..."; };
 events.addEventListener("new", (e) => {
   const m = JSON.parse(e.data);
+  pushedDuringLoad?.set(m.ID, m);  // else the list the load() brings back would drop it
   if ([...list.children].some((li) => li.dataset.id === m.ID)) return;  // already listed by a load() in flight
   list.querySelector(".empty")?.remove();
   list.prepend(row(m));
