@@ -20,19 +20,17 @@ place on every call.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import hashlib
 import os
 import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from junction.errors import ConfigError
+from junction.infra.locks import file_lock
 
 DEFAULT_PORT = 55432
 DEFAULT_HOME = Path("var/pg")
@@ -70,7 +68,7 @@ def install() -> Path:
     binaries = find_binaries()
     if binaries is not None:
         return binaries
-    with _locked(Path("/tmp/junction-postgres-install.lock")):
+    with file_lock(Path("/tmp/junction-postgres-install.lock")):
         binaries = find_binaries()
         if binaries is not None:
             return binaries
@@ -92,17 +90,6 @@ def install() -> Path:
     if binaries is None:
         raise PostgresError("apt-get installed postgresql but no pg_ctl was found under /usr/lib/postgresql")
     return binaries
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _answers(port: int) -> bool:
@@ -180,7 +167,7 @@ class LocalPostgres:
         """Install, initialise (once) and start the cluster; its DSN. Reuses a running one."""
         binaries = install()
         self._prepare_home()
-        with _locked(self.cluster_home / "start.lock"):
+        with file_lock(self.cluster_home / "start.lock"):
             if self.running():
                 return self.dsn()
             if not (self.data / "PG_VERSION").exists():

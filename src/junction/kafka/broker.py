@@ -14,7 +14,6 @@ import argparse
 import base64
 import contextlib
 import ctypes
-import fcntl
 import os
 import re
 import shutil
@@ -25,9 +24,11 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from junction.infra.locks import file_lock
 
 KAFKA_VERSION = "4.1.1"
 LOG4J2_VERSION = "2.24.3"
@@ -106,7 +107,7 @@ def install(version: str = KAFKA_VERSION, cache: Path | None = None) -> Path:
     if done.exists():
         return lib
     home.mkdir(parents=True, exist_ok=True)
-    with _locked(home / "install.lock"):
+    with file_lock(home / "install.lock"):
         if done.exists():  # another process installed it while we waited
             return lib
         if shutil.which("mvn") is None:
@@ -125,16 +126,6 @@ def install(version: str = KAFKA_VERSION, cache: Path | None = None) -> Path:
         finally:
             shutil.rmtree(work, ignore_errors=True)
     return lib
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def free_port() -> int:
