@@ -322,34 +322,22 @@ class Runtime:
             await asyncio.sleep(0.002)
 
     async def _quiet(self) -> bool:
-        t0 = time.monotonic()
-        r = await self._quiet2()
-        if os.environ.get("DBGSETTLE"):
-            print(f"quiet {r} {1000*(time.monotonic()-t0):.1f}ms {getattr(self, '_why', '')}")
-        return r
-
-    async def _quiet2(self) -> bool:
-        self._why = "busy"
         if self.clock._busy:
             return False
         now = self.clock.timestamp()
         for service in self.services.values():
             next_due = await service.store.next_due()
-            self._why = "due " + service.spec.name
             if next_due is not None and next_due <= now:
                 return False
             for worker in service.subscriptions.values():
-                self._why = "lag " + worker.name
                 if await worker.source.lag() > 0 or not worker.caught_up.is_set():
                     return False
                 if any(p.retry_requested for p in await service.store.parked(worker.name)):
                     return False
             for background in service.spec.background_tasks.values():
-                self._why = "background " + background.name
                 if background.idle is not None and not await background.idle(service):
                     return False
         for check in self.quiet_checks:
-            self._why = "check " + repr(check)
             if not await check():
                 return False
         return True

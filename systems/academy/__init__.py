@@ -1,0 +1,1 @@
+"""The academy reference system (spec: ../shared/specs/academy.md)."""

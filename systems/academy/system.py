@@ -1,0 +1,10 @@
+"""The academy system: its services, its edge, and how junction serves it."""
+
+from __future__ import annotations
+
+from junction.runtime import System
+
+
+def build() -> System:
+    """The academy system definition."""
+    return System(name="academy", services=[])

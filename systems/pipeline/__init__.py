@@ -1,0 +1,1 @@
+"""The pipeline reference system (spec: ../shared/specs/pipeline.md)."""

@@ -1,0 +1,1 @@
+"""The social reference system (spec: ../shared/specs/social.md)."""
