@@ -8,7 +8,8 @@
   answers 500 ``{"error": "internal server error"}``, never a stack trace.
 * Results: a pydantic model or plain JSON data, always 200 (``null`` for None); a Response as it is.
 * A route may name the answer to an invalid body (``Service.route(invalid=...)``), and a service may
-  answer errors as plain text (``Service(text_errors=True)``) where its public contract says so.
+  answer its errors in the shape its public contract documents (``Service(errors=...)``,
+  ``junction.http_errors``).
 """
 
 from __future__ import annotations
@@ -23,25 +24,16 @@ import structlog
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from junction.errors import ConcurrencyError, HttpError
+from junction.http_errors import ErrorFormat, json_errors
 from junction.service import RouteSpec
 from junction.uow import UnitOfWork, run_with_retries
 
 log = structlog.get_logger()
 MAX_BODY = 1 << 20
-
-
-def error(status: int, message: str, **extra: Any) -> JSONResponse:
-    """The platform's error answer."""
-    return JSONResponse({"error": message, **extra}, status_code=status)
-
-
-def text_error(status: int, message: str, **extra: Any) -> Response:
-    """The error answer of a route whose contract speaks plain text: the message alone."""
-    return PlainTextResponse(message, status_code=status)
 
 
 def to_jsonable(value: Any) -> Any:
@@ -79,9 +71,10 @@ def _endpoint(spec: RouteSpec, make_uow: Callable[[], UnitOfWork]) -> Callable[[
     body_adapter = TypeAdapter(hints[body_param]) if body_param else None
     wants_uow = "uow" in params
     wants_request = "request" in params
-    answer = text_error if spec.text_errors else error
-
     async def endpoint(request: Request) -> Response:
+        def answer(status: int, message: str, **extra: Any) -> Response:
+            return spec.errors(request, status, message, **extra)
+
         kwargs: dict[str, Any] = dict(request.path_params)
         if wants_request:
             kwargs["request"] = request
@@ -124,15 +117,15 @@ def _endpoint(spec: RouteSpec, make_uow: Callable[[], UnitOfWork]) -> Callable[[
 
 
 def build_app(routes: list[RouteSpec], make_uow: Callable[[], UnitOfWork],
-              extra: list[Route] | None = None) -> Starlette:
-    """A Starlette app serving the routes."""
+              extra: list[Route] | None = None, errors: ErrorFormat = json_errors) -> Starlette:
+    """A Starlette app serving the routes; ``errors`` shapes its answers to unknown paths and methods."""
     starlette_routes = [Route(r.path, _endpoint(r, make_uow), methods=[r.method]) for r in routes]
 
     async def not_found(request: Request, exc: Exception) -> Response:
-        return error(404, "not found")
+        return errors(request, 404, "not found")
 
     async def not_allowed(request: Request, exc: Exception) -> Response:
-        return error(405, "method not allowed")
+        return errors(request, 405, "method not allowed")
 
     return Starlette(routes=[*starlette_routes, *(extra or [])],
                      exception_handlers={404: not_found, 405: not_allowed})

@@ -475,6 +475,9 @@ BEGIN
 END
 $fn$;
 """),
+    Migration(4, "named counters (Store.next_value)", """
+CREATE TABLE junction.sequences (name text PRIMARY KEY, value bigint NOT NULL);
+"""),
 )
 
 COMMIT_ARGUMENTS = 31
@@ -1239,6 +1242,18 @@ class PostgresStore(Store):
         found = await self.pool.fetchval(
             "SELECT 1 FROM junction.inbox WHERE subscription = $1 AND event_id = $2", subscription, event_id)
         return found is not None
+
+    async def handled(self, subscription: str, event_ids: Sequence[str]) -> set[str]:
+        rows = await self.pool.fetch(
+            "SELECT event_id FROM junction.inbox WHERE subscription = $1 AND event_id = ANY($2::text[])",
+            subscription, list(event_ids))
+        return {row[0] for row in rows}
+
+    async def next_value(self, sequence: str) -> int:
+        value = await self.pool.fetchval(
+            "INSERT INTO junction.sequences (name, value) VALUES ($1, 1)"
+            " ON CONFLICT (name) DO UPDATE SET value = junction.sequences.value + 1 RETURNING value", sequence)
+        return int(value)
 
     async def parked(self, subscription: str | None = None) -> list[Parked]:
         if subscription is None:

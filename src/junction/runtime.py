@@ -372,7 +372,7 @@ class Runtime:
     def _build_app(self) -> Starlette:
         mounts: list[BaseRoute] = []
         for service in self.services.values():
-            service.app = build_app(service.spec.routes, service.uow)
+            service.app = build_app(service.spec.routes, service.uow, errors=service.spec.errors)
             self.transport.add_app(service.spec.name, service.app)
             if not self.edge:
                 mounts.append(Mount(f"/{service.spec.name}", app=service.app))

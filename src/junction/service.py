@@ -38,6 +38,7 @@ from sqlalchemy import Column, MetaData, Table
 
 from junction.errors import HttpError
 from junction.events import Event
+from junction.http_errors import ErrorFormat, json_errors
 
 Handler = Callable[..., Awaitable[Any]]
 S = TypeVar("S")
@@ -51,7 +52,7 @@ class RouteSpec:
     path: str
     handler: Handler
     invalid: HttpError | None = None  # the answer to a body that fails validation (default: 422 JSON)
-    text_errors: bool = False  # errors as plain-text bodies (``message``) instead of ``{"error": message}``
+    errors: ErrorFormat = json_errors  # how its errors look (the service's contract)
 
 
 @dataclass
@@ -70,6 +71,10 @@ class SubscriptionSpec:
     source: str
     handlers: dict[str, Handler] = field(default_factory=dict)
     projection: str | None = None
+    # Events handled per transaction. Above 1 the handlers must only write through the unit of work (no
+    # reads of what an earlier event of the same batch wrote, no calls out): a failing batch goes again one
+    # event at a time, with the usual retries and parking.
+    batch: int = 1
 
 
 @dataclass
@@ -79,10 +84,11 @@ class ProjectionSpec:
     name: str
     tables: list[Table]
     service: Service
+    batch: int = 1  # events per transaction (see SubscriptionSpec.batch): replays go that much faster
 
     def on(self, source: str, *events: type[Event]) -> Callable[[Handler], Handler]:
         """Declare a handler of this projection for events from ``source``'s log."""
-        return self.service._subscribe(f"projection:{self.name}:{source}", source, events, self.name)
+        return self.service._subscribe(f"projection:{self.name}:{source}", source, events, self.name, self.batch)
 
 
 @dataclass
@@ -122,10 +128,10 @@ class ExportSpec:
 class Service:
     """The declarations of one service."""
 
-    def __init__(self, name: str, worker: int, text_errors: bool = False) -> None:
+    def __init__(self, name: str, worker: int, errors: ErrorFormat = json_errors) -> None:
         self.name = name
         self.worker = worker
-        self.text_errors = text_errors  # its routes answer errors as plain text (contracts that say so)
+        self.errors = errors  # how its routes' errors look (``junction.http_errors``)
         self.metadata = MetaData()
         self.routes: list[RouteSpec] = []
         self.subscriptions: dict[str, SubscriptionSpec] = {}
@@ -146,7 +152,7 @@ class Service:
         the answer to a body that fails validation, for contracts that document their own."""
 
         def register(handler: Handler) -> Handler:
-            self.routes.append(RouteSpec(method.upper(), path, handler, invalid, self.text_errors))
+            self.routes.append(RouteSpec(method.upper(), path, handler, invalid, self.errors))
             return handler
 
         return register
@@ -174,13 +180,16 @@ class Service:
         self.exports.append(spec)
         return spec
 
-    def on(self, source: str, *events: type[Event], group: str = "handlers") -> Callable[[Handler], Handler]:
-        """Declare an event handler for events from ``source``'s log (effectively once)."""
-        return self._subscribe(f"{group}:{source}", source, events, None)
+    def on(self, source: str, *events: type[Event], group: str = "handlers",
+           batch: int = 1) -> Callable[[Handler], Handler]:
+        """Declare an event handler for events from ``source``'s log (effectively once); ``batch`` events per
+        transaction when the handlers only write (``SubscriptionSpec.batch``)."""
+        return self._subscribe(f"{group}:{source}", source, events, None, batch)
 
-    def projection(self, name: str, tables: list[Table]) -> ProjectionSpec:
-        """Declare a read model that ``junction replay`` can rebuild."""
-        spec = ProjectionSpec(name, tables, self)
+    def projection(self, name: str, tables: list[Table], batch: int = 1) -> ProjectionSpec:
+        """Declare a read model that ``junction replay`` can rebuild; ``batch`` events per transaction when its
+        handlers only write (``SubscriptionSpec.batch``)."""
+        spec = ProjectionSpec(name, tables, self, batch)
         self.projections[name] = spec
         return spec
 
@@ -213,8 +222,10 @@ class Service:
         return hook
 
     def _subscribe(self, name: str, source: str, events: tuple[type[Event], ...],
-                   projection: str | None) -> Callable[[Handler], Handler]:
-        spec = self.subscriptions.setdefault(name, SubscriptionSpec(name, source, projection=projection))
+                   projection: str | None, batch: int = 1) -> Callable[[Handler], Handler]:
+        if batch < 1:
+            raise ValueError(f"{self.name}: a batch of {batch} events")
+        spec = self.subscriptions.setdefault(name, SubscriptionSpec(name, source, projection=projection, batch=batch))
 
         def register(handler: Handler) -> Handler:
             for event in events:

@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS timers (
 );
 CREATE INDEX IF NOT EXISTS timers_due ON timers (due);
 CREATE TABLE IF NOT EXISTS checkpoints (subscription TEXT PRIMARY KEY, position INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS sequences (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS inbox (
     subscription TEXT NOT NULL, event_id TEXT NOT NULL, PRIMARY KEY (subscription, event_id)
 ) WITHOUT ROWID;
@@ -343,6 +344,22 @@ class SqliteStore(Store):
             "SELECT 1 FROM inbox WHERE subscription = ? AND event_id = ?", (subscription, event_id)
         ).fetchone()
         return row is not None
+
+    async def handled(self, subscription: str, event_ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        ids = list(event_ids)
+        for start in range(0, len(ids), 500):  # far below SQLite's limit of bound parameters
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(row[0] for row in self.raw.execute(
+                f"SELECT event_id FROM inbox WHERE subscription = ? AND event_id IN ({marks})", (subscription, *chunk)))
+        return found
+
+    async def next_value(self, sequence: str) -> int:
+        row = self.raw.execute(  # one autocommitted statement: atomic, and never rolled back with a unit of work
+            "INSERT INTO sequences (name, value) VALUES (?, 1)"
+            " ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value", (sequence,)).fetchone()
+        return int(row[0])
 
     async def parked(self, subscription: str | None = None) -> list[Parked]:
         query = "SELECT id, subscription, key, envelope, error, attempts, parked_at, retry_requested FROM parked"

@@ -194,6 +194,15 @@ class Store(abc.ABC):
         """True when the subscription has already handled this event."""
 
     @abc.abstractmethod
+    async def handled(self, subscription: str, event_ids: Sequence[str]) -> set[str]:
+        """Those of ``event_ids`` the subscription has already handled (one query for a batch)."""
+
+    @abc.abstractmethod
+    async def next_value(self, sequence: str) -> int:
+        """The next number of a named counter (1, 2, 3, ... on a fresh store), taken at once in a transaction
+        of its own, like a SQL sequence: a unit of work that takes one and then fails leaves a gap."""
+
+    @abc.abstractmethod
     async def parked(self, subscription: str | None = None) -> list[Parked]:
         """Parked messages, oldest first."""
 

@@ -30,6 +30,7 @@ from junction.uow import UnitOfWork
 
 log = structlog.get_logger()
 CONFLICT_RETRIES = 8
+FETCH = 256  # events asked of the source at a time
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ class SubscriptionWorker:
         await self.source.open()
         while True:
             await self._retry_released()
-            envelopes = await self.source.fetch(256)
+            envelopes = await self.source.fetch(max(FETCH, self.spec.batch))
             if not envelopes:
                 await self.source.flush()
                 self.caught_up.set()
@@ -80,9 +81,13 @@ class SubscriptionWorker:
                 continue
             self.caught_up.clear()
             parked_keys = {p.key for p in await self.store.parked(self.name)}
-            for envelope in envelopes:
-                await self._process(envelope, parked_keys)
-                await self.source.acknowledge(envelope)
+            for start in range(0, len(envelopes), self.spec.batch):
+                chunk = envelopes[start:start + self.spec.batch]
+                if len(chunk) == 1 or not await self._process_together(chunk, parked_keys):
+                    for envelope in chunk:
+                        await self._process(envelope, parked_keys)
+                for envelope in chunk:
+                    await self.source.acknowledge(envelope)
                 self.progressed.notify()
 
     async def flush(self) -> None:
@@ -107,6 +112,29 @@ class SubscriptionWorker:
                 Batch(park=[(self.name, envelope.key, envelope, str(failure), self.policy.attempts)])
             )
             parked_keys.add(envelope.key)
+
+    async def _process_together(self, envelopes: list[Envelope], parked_keys: set[str]) -> bool:
+        """Handle a batch in one unit of work (``SubscriptionSpec.batch``); False when it must go one by one:
+        a key of it is parked, or a handler or the commit failed (nothing of the batch was written then)."""
+        wanted = [e for e in envelopes if e.type in self.spec.handlers]
+        if any(e.key in parked_keys for e in wanted):
+            return False
+        done = await self.store.handled(self.name, [e.id for e in wanted])
+        todo = [e for e in wanted if e.id not in done]
+        if not todo:
+            return True
+        uow = self.make_uow(todo[0])
+        try:
+            for envelope in todo:
+                uow.message = envelope  # each handler sees its own event (event_time, causation)
+                await self.spec.handlers[envelope.type](envelope.event, uow)
+                uow.batch.inbox.append((self.name, envelope.id))
+            await uow.commit()
+        except Exception as error:
+            log.info("batch failed, handling its events one by one", subscription=self.name, error=repr(error))
+            return False
+        self.handled += len(todo)
+        return True
 
     async def _deliver(self, envelope: Envelope, handler: Handler, unpark: int | None = None) -> None:
         """Handle once, with retries; HandlerFailed when the attempts run out."""

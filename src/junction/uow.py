@@ -64,6 +64,11 @@ class UnitOfWork:
         """A fresh Snowflake id (Base62)."""
         return self.ids.next()
 
+    async def next_value(self, sequence: str) -> int:
+        """The next number of the service's counter ``sequence`` (1, 2, 3, ...): for contracts that promise
+        small serial ids. Taken at once, like a SQL sequence, so a unit of work that fails leaves a gap."""
+        return await self.store.next_value(sequence)
+
     # -- aggregates ------------------------------------------------------------------------------
     async def load(self, cls: type[A], aggregate_id: str) -> A | None:
         """The aggregate from snapshot + tail, or None when its stream is empty."""

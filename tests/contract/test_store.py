@@ -566,6 +566,24 @@ async def test_inbox_records_handled_events_once(store: Store, store_factory: St
         assert await again.in_inbox("other", "e-1")
 
 
+async def test_handled_answers_a_batch_of_ids_in_one_call(store: Store) -> None:
+    many = [f"e-{n}" for n in range(1200)]  # more than one chunk of bound parameters
+    await store.commit(Batch(inbox=[("sub", i) for i in many[::3]] + [("other", "e-1")]))
+    assert await store.handled("sub", many) == set(many[::3])
+    assert await store.handled("sub", []) == set()
+    assert await store.handled("none", many) == set()
+
+
+async def test_sequences_count_from_one_per_name_durably_and_distinctly(
+        store: Store, store_factory: StoreFactory) -> None:
+    assert [await store.next_value("users") for _ in range(3)] == [1, 2, 3]
+    assert await store.next_value("friends") == 1  # each name counts on its own
+    taken = await asyncio.gather(*(store.next_value("users") for _ in range(50)))
+    assert sorted(taken) == list(range(4, 54))  # concurrent takers never share a number
+    async with reopened(store, store_factory) as again:
+        assert await again.next_value("users") == 54
+
+
 async def test_reset_checkpoint_forgets_position_and_inbox(store: Store, store_factory: StoreFactory) -> None:
     await store.commit(Batch(inbox=[("sub", "e-1")], checkpoint=("sub", 4)))
     await store.commit(Batch(inbox=[("other", "e-1")], checkpoint=("other", 6)))

@@ -74,6 +74,14 @@ async def test_forwards_method_path_query_body_and_type_and_answers_byte_for_byt
         assert sum(calls.values()) == 2  # once through the gateway, once directly: no retry of a clean answer
 
 
+async def test_a_stripping_route_forwards_the_path_without_its_prefix(
+        runtime: Runtime, gateway: httpx.AsyncClient) -> None:
+    answer = await send(runtime, gateway, "POST", "/echo/api/items/a%20b?x=1", content=b"hi",
+                        headers={"content-type": "text/plain"})
+    assert (answer.status_code, answer.content) == (200, b"POST|/api/items/a b|x=1|text/plain|hi")
+    assert (await send(runtime, gateway, "GET", "/echo")).status_code == 404  # "/" is no path of echo's
+
+
 class Refusing:
     """An unreachable service: every call fails to connect; counts them by method."""
 

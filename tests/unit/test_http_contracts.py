@@ -1,5 +1,5 @@
 """Route options for public contracts that speak their own language: a documented answer to an invalid body
-(``Service.route(invalid=...)``) and plain-text errors (``Service(text_errors=True)``); bodies over the limit
+(``Service.route(invalid=...)``) and plain-text errors (``Service(errors=text_errors)``); bodies over the limit
 are refused without being read whole."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict
 
 from junction.errors import Conflict, NotFound
 from junction.http import MAX_BODY, build_app
+from junction.http_errors import ErrorFormat, json_errors, spring_errors, text_errors
 from junction.service import Service
 from junction.uow import UnitOfWork
 
@@ -22,8 +23,8 @@ class Item(BaseModel):
     count: int
 
 
-def routes(text_errors: bool) -> Service:
-    service = Service("items", worker=1, text_errors=text_errors)
+def routes(errors: ErrorFormat) -> Service:
+    service = Service("items", worker=1, errors=errors)
 
     @service.route("POST", "/documented", invalid=Conflict("Item creation failed"))
     async def documented(body: Item) -> dict[str, str]:
@@ -38,7 +39,7 @@ def routes(text_errors: bool) -> Service:
 
 @pytest.fixture(params=[True, False], ids=["text", "json"])
 async def client(request: pytest.FixtureRequest) -> AsyncIterator[httpx.AsyncClient]:
-    service = routes(request.param)
+    service = routes(text_errors if request.param else json_errors)
 
     def make_uow() -> UnitOfWork:
         raise AssertionError("no route here takes a unit of work")
@@ -79,3 +80,23 @@ async def test_a_body_over_the_limit_is_refused_declared_or_streamed(client: htt
             yield b"x" * 65536
 
     expected(client, 413, "request body too large", await client.post("/plain", content=chunks()))
+
+
+async def test_spring_errors_answer_spring_boots_body_for_every_kind_of_error() -> None:
+    service = routes(spring_errors)
+
+    def make_uow() -> UnitOfWork:
+        raise AssertionError("no route here takes a unit of work")
+
+    app = build_app(service.routes, make_uow, errors=spring_errors)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://items") as http:
+        for answer, status, reason, message in [
+            (await http.post("/plain", json={"name": "a", "count": 1}), 404, "Not Found", "no shelf for a"),
+            (await http.post("/plain", content=b"{"), 400, "Bad Request", "invalid request body"),
+            (await http.get("/nowhere"), 404, "Not Found", "not found"),
+        ]:
+            body = answer.json()
+            assert answer.status_code == status
+            assert set(body) == {"timestamp", "status", "error", "message", "path"}
+            assert (body["status"], body["error"], body["message"]) == (status, reason, message)
+        assert body["path"] == "/nowhere"

@@ -6,12 +6,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Column, Integer, String, select
 
 from junction.clock import VirtualClock
-from junction.runtime import Runtime, sqlite_store
+from junction.runtime import Runtime, System, sqlite_store
 from junction.service import Service
 from junction.sqlite import SqliteStore
-from junction.store import Store
+from junction.store import Batch, Store
+from junction.uow import UnitOfWork
 from tests.unit import toy
 
 FAST_RETRY, Killed = toy.FAST_RETRY, toy.Killed
@@ -133,3 +135,71 @@ async def test_timer_survives_a_restart_and_fires_by_the_platform_clock(tmp_path
         await clock.advance(1)
         assert await toy.sent(second.service("mailer").uow()) == [("dee", -1)]
         assert await second.service("orders").store.next_due() is None
+
+
+# -- batched subscriptions: many events per transaction, one by one when a batch fails -------------------
+batched = Service("batched", worker=13)
+seen = batched.table("seen", Column("n", Integer, primary_key=True, autoincrement=True),
+                     Column("customer", String, nullable=False), Column("seq", Integer, nullable=False))
+
+
+@batched.on("orders", toy.OrderPlaced, batch=50)
+async def note(event: toy.OrderPlaced, uow: UnitOfWork) -> None:
+    if event.customer in toy.failing_customers:
+        raise RuntimeError(f"cannot note {event.customer}")
+    uow.execute(seen.insert().values(customer=event.customer, seq=event.seq))
+
+
+class CountsCommits(SqliteStore):
+    """A SQLite store that counts the transactions that carried inbox rows."""
+
+    handler_commits = 0
+
+    async def commit(self, batch: Batch) -> int:
+        if batch.inbox:
+            CountsCommits.handler_commits += 1
+        return await super().commit(batch)
+
+
+def batched_runtime(data: Path) -> Runtime:
+    def stores(service: Service, directory: Path) -> Store:
+        if service.name == "batched":
+            return CountsCommits(service.name, directory / "batched.db", service.metadata)
+        return sqlite_store(service, directory)
+
+    return Runtime(System("batched-toy", [toy.orders, batched]), data, clock=VirtualClock(), retry=FAST_RETRY,
+                   poll_interval=0.01, store_factory=stores)
+
+
+async def test_a_batched_subscription_handles_many_events_per_transaction_exactly_once(tmp_path: Path) -> None:
+    CountsCommits.handler_commits = 0
+    async with batched_runtime(tmp_path) as rt:
+        await rt.pause_consumers("batched")
+        for seq in range(200):
+            await place(rt, f"c{seq % 7}", seq)
+    async with batched_runtime(tmp_path) as rt:  # a restart: the backlog is waiting
+        await rt.settle()
+        rows = await rt.service("batched").uow().fetch_all(select(seen).order_by(seen.c.n))
+        assert [r["seq"] for r in rows] == list(range(200))  # each once, in log order
+        assert CountsCommits.handler_commits <= 200 // 50 + 1
+
+
+async def test_a_failing_event_sends_its_batch_one_by_one_and_parks_only_its_key(tmp_path: Path) -> None:
+    toy.failing_customers.add("bob")
+    async with batched_runtime(tmp_path) as rt:
+        await rt.pause_consumers("batched")
+        for seq in range(30):
+            await place(rt, "bob" if seq in (10, 20) else f"c{seq % 3}", seq)
+    async with batched_runtime(tmp_path) as rt:
+        await rt.settle()
+        service = rt.service("batched")
+        rows = await service.uow().fetch_all(select(seen).order_by(seen.c.n))
+        assert [r["seq"] for r in rows] == [s for s in range(30) if s not in (10, 20)]
+        parked = await service.store.parked("handlers:orders")
+        assert [(p.key, p.envelope.data["seq"]) for p in parked] == [("bob", 10), ("bob", 20)]
+        toy.failing_customers.clear()
+        await service.store.request_retry("handlers:orders", "bob")
+        await rt.settle()
+        rows = await service.uow().fetch_all(select(seen).order_by(seen.c.n))
+        assert sorted(r["seq"] for r in rows) == list(range(30))
+        assert await service.store.parked() == []

@@ -64,8 +64,10 @@ async def slow(request: Request) -> Response:
 
 
 def gateway(runtime: Runtime) -> list[BaseRoute]:
-    """The edge: /api/items and /api/slow to echo, each route with its own breaker."""
-    edge = ProxyEdge(runtime, [ProxyRoute("/api/items", "echo", POLICY), ProxyRoute("/api/slow", "echo", POLICY)],
+    """The edge: /api/items and /api/slow to echo, and /echo/** to echo without the prefix, each route with
+    its own breaker."""
+    edge = ProxyEdge(runtime, [ProxyRoute("/api/items", "echo", POLICY), ProxyRoute("/api/slow", "echo", POLICY),
+                               ProxyRoute("/echo", "echo", POLICY, strip_prefix=True)],
                      fallback=lambda: PlainTextResponse(FALLBACK, status_code=503))
     edges.append(edge)
     return edge.starlette_routes()

@@ -10,7 +10,8 @@
 A route forwards its prefix and every path under it, with any method (a GET may carry a body), the
 path and query string unchanged, the body bytes and the content-type, through the runtime's transport
 (in-process when the service is embedded, HTTP when another process hosts it), and answers the
-service's status, body and content-type as they are. The service declares the same public paths.
+service's status, body and content-type as they are. The service declares the same public paths, or
+the route strips its prefix (``strip_prefix``) and the service keeps paths of its own.
 When the route's breaker is open, the time limit passes, the retries run out on a failure status, or
 the service cannot be reached, the route answers ``fallback()``, whatever the method.
 """
@@ -50,6 +51,9 @@ class ProxyRoute:
     prefix: str
     service: str
     policy: Resilience = field(default_factory=Resilience)
+    # Forward the path without the prefix (Spring Cloud Gateway's RewritePath): /user/v1/users -> /v1/users,
+    # so the service keeps its own paths; otherwise the service declares the same public paths.
+    strip_prefix: bool = False
 
     def __post_init__(self) -> None:
         if not self.prefix.startswith("/") or self.prefix.endswith("/"):
@@ -95,6 +99,8 @@ class ProxyEdge:
         # The path as the client encoded it (uvicorn keeps it in raw_path), so the service decodes it once.
         raw = request.scope.get("raw_path")
         path = raw.decode("latin-1") if raw else request.url.path
+        if route.strip_prefix:
+            path = path[len(route.prefix):] or "/"
         if query := request.scope.get("query_string", b""):
             path = f"{path}?{query.decode('latin-1')}"
         content_type = request.headers.get("content-type")

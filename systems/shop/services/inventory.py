@@ -13,13 +13,14 @@ from sqlalchemy import BigInteger, Column, String, select
 from starlette.responses import PlainTextResponse, Response
 
 from junction.errors import BadRequest, ConditionFailed, Conflict
+from junction.http_errors import text_errors
 from junction.service import Service
 from junction.uow import UnitOfWork
 from shop.contracts import inventory as contract
 from shop.contracts.api import INVALID_BODY, INVENTORY_CREATED, INVENTORY_FAILED, NewInventory, SkuCodes
 from shop.contracts.inventory import InventoryRequest, InventoryResponse
 
-service = Service("inventory", worker=1, text_errors=True)
+service = Service("inventory", worker=1, errors=text_errors)
 
 stock = service.table(
     "inventory",

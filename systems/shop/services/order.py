@@ -28,6 +28,7 @@ from starlette.responses import PlainTextResponse, Response
 from junction.avro import AvroCodec
 from junction.errors import Conflict
 from junction.grpc import GrpcClient
+from junction.http_errors import text_errors
 from junction.service import Service
 from junction.uow import UnitOfWork
 from shop.contracts import CONTRACTS
@@ -37,7 +38,7 @@ from shop.contracts.inventory import InventoryRequest, InventoryServiceStub
 
 log = structlog.get_logger()
 
-service = Service("order", worker=2, text_errors=True)
+service = Service("order", worker=2, errors=text_errors)
 
 orders = service.table(
     "orders",
