@@ -1,0 +1,1 @@
+"""The social system's services: user, friend and recommendation."""
