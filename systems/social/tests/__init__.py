@@ -1,1 +1,1 @@
-
+"""social tests."""

@@ -1,0 +1,1 @@
+"""social acceptance tests: the spec's scenarios on both topologies."""

@@ -1,0 +1,1 @@
+"""social browser tests."""
