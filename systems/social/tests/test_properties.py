@@ -43,15 +43,15 @@ async def check(social: Social, pairs: list[tuple[int, int]], removals: list[int
     await social.settle()
     for me in users:
         friends = {next(iter(e - {me})) for e in edges if me in e}
-        answer = await social.rec(me)
-        for candidate, weight in answer:
+        ranked = await social.rec(me)
+        for candidate, weight in ranked:
             assert candidate != me and candidate not in friends
             mutual = await social.mutual(me, candidate)
             assert weight == len(mutual) > 0
             assert set(mutual) == friends & {next(iter(e - {candidate})) for e in edges if candidate in e}
-        assert answer == sorted(answer, key=lambda r: (-r[1], r[0]))
+        assert ranked == sorted(ranked, key=lambda r: (-r[1], r[0]))
         two_steps = {f2 for f in friends for e in edges if f in e for f2 in e - {f}} - friends - {me}
-        assert {c for c, _ in answer} == two_steps  # nobody left out either
+        assert {c for c, _ in ranked} == two_steps  # nobody left out either
 
 
 def test_recommendations_hold_their_invariants_on_random_graphs() -> None:

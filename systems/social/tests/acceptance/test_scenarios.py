@@ -86,7 +86,8 @@ async def test_s5_self_friendship_and_unknown_users_change_nothing(social: Socia
 
 async def test_s7_an_update_reaches_the_graph_and_a_mismatched_id_changes_nothing(social: Social) -> None:
     mh, _, _, kb, _, _ = await social.network()
-    answer = await social.request("PUT", f"/user/v1/users/{mh}", {"id": mh, "firstName": "Michael", "lastName": "Hunger"})
+    hunger = {"id": mh, "firstName": "Michael", "lastName": "Hunger"}
+    answer = await social.request("PUT", f"/user/v1/users/{mh}", hunger)
     assert answer.status_code == 200
     assert answer.json()["lastName"] == "Hunger"
     await social.settle()
