@@ -309,13 +309,14 @@ def replay(
     projection: Annotated[str, typer.Option("--projection", "-p", help="The read model to rebuild.")],
     data_dir: DataDir | None = None,
 ) -> None:
-    """Rebuild a projection from the first event (online when the system runs)."""
+    """Rebuild a projection from the first event (online when the system runs, embedded or distributed)."""
     spec = systems.load(system)
-    if projection not in spec.projections():
-        known = ", ".join(sorted(spec.projections()))
+    owners = spec.projections()
+    if projection not in owners:
+        known = ", ".join(sorted(owners))
         raise CliError(f"{system} has no projection {projection!r} (known: {known})")
-    directory = existing_data_dir(system, data_dir)
-    url = running_url(directory)
+    deployment = operations.locate(spec, data_dir_of(system, data_dir), load_config())
+    url = _projection_host(deployment, owners[projection].name)
     with Progress(TextColumn(f"replaying {projection}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as progress:
         task = progress.add_task("replay", total=None)
@@ -326,14 +327,30 @@ def replay(
         started = time.perf_counter()
         if url:
             with httpx.stream("POST", f"{url}/_junction/projections/{projection}/rebuild", timeout=None) as answer:
+                if answer.status_code != 200:
+                    raise CliError(f"the rebuild was refused: {answer.status_code} {answer.read().decode()}")
                 for line in answer.iter_lines():
                     message = json.loads(line)
                     if "done" in message:
                         update(message["done"], message["total"])
         else:
-            total = asyncio.run(_offline(spec, directory, lambda runtime: runtime.rebuild(projection, update)))
+            if deployment.config.database_url or deployment.was_distributed:
+                raise CliError(f"{system} is not running: start it (`junction up {system} --distributed`) and "
+                               "replay online, so its consumers rebuild from the topics")
+            total = asyncio.run(_offline(spec, deployment.data_dir,
+                                         lambda runtime: runtime.rebuild(projection, update)))
             update(total, total)
     console.print(f"{projection} rebuilt in {time.perf_counter() - started:.2f} s ({'online' if url else 'offline'})")
+
+
+def _projection_host(deployment: operations.Deployment, service: str) -> str | None:
+    """The root URL of the running process that hosts ``service`` (its own process under `junction up`, the
+    system's under `junction run`), or None when nothing runs."""
+    for child in deployment.processes:
+        if child.get("name") == service and child.get("state") == "ready" and child.get("url"):
+            parts = httpx.URL(str(child["url"]))
+            return f"{parts.scheme}://{parts.host}:{parts.port}"
+    return running_url(deployment.data_dir)
 
 
 # -- dlq ------------------------------------------------------------------------------------------

@@ -357,8 +357,9 @@ class Runtime:
             stopped = service.subscriptions.get(name)
             if stopped is not None:
                 total += await stopped.source.rewind()
-            else:
+            else:  # not running (an offline rebuild): the whole source log is to be replayed
                 await service.store.reset_checkpoint(name)
+                total += await (await self.source(owner.subscriptions[name].source)).head()
         workers = [await self._start_worker(service, owner.subscriptions[name]) for name in names]
         while True:
             done = sum(w.position for w in workers)

@@ -19,6 +19,7 @@ from junction import config as settings
 from junction.clock import Clock, make_clock
 from junction.config import Config
 from junction.grpc import GrpcConfig
+from junction.queues import QueueSources, has_queues, start_queue_relays
 from junction.runtime import Runtime, StoreFactory, System
 
 
@@ -68,9 +69,23 @@ class Topology:
 
             sources, followers = kafka_sources(kafka, system=system), kafka_followers(kafka)
         peers = {s.name: url for s in system.services if (url := self.config.service_url(s.name))}
-        return Runtime(system, data_dir, clock=clock, only=only, store_factory=self.stores(system),
-                       source_factory=sources, follower_factory=followers, edge=edge, peers=peers,
-                       grpc=GrpcConfig.from_config(system.services, self.config))
+        queues = None
+        if has_queues(system):  # queue subscriptions: RabbitMQ distributed, the embedded queue otherwise
+            queues = QueueSources(sources, self.rabbit(system))
+        runtime = Runtime(system, data_dir, clock=clock, only=only, store_factory=self.stores(system),
+                          source_factory=queues or sources, follower_factory=followers, edge=edge, peers=peers,
+                          grpc=GrpcConfig.from_config(system.services, self.config))
+        return queues.bind(runtime) if queues is not None else runtime
+
+    def rabbit(self, system: System) -> Any:
+        """The system's RabbitMQ configuration, when it runs distributed and declares the broker."""
+        if self.kafka_bootstrap is None or "rabbitmq" not in system.brokers:
+            return None
+        from junction.rabbitmq import RabbitConfig
+
+        return RabbitConfig(system.name, self.config.get("rabbitmq_url"),
+                            self.config.get("rabbitmq_exchange_template"), self.config.get("rabbitmq_queue_template"),
+                            int(self.config.get("rabbitmq_prefetch")), int(self.config.get("rabbitmq_ack_every")))
 
     async def start(self, runtime: Runtime) -> None:
         """Start the runtime and, with Kafka, the outbox relay of every service it hosts."""
@@ -80,6 +95,9 @@ class Topology:
             from junction.kafka import start_relays
 
             start_relays(runtime, kafka)
+        rabbit = self.rabbit(runtime.system)
+        if rabbit is not None and has_queues(runtime.system):
+            start_queue_relays(runtime, rabbit)
 
 
 def clock_from_config(config: Config | None = None, time_scale: float | None = None) -> Clock:

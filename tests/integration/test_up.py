@@ -1,5 +1,5 @@
 """`junction up`: one process per service plus the gateway; a killed service comes back; `down` ends all;
-the operator commands (status, events tail, dlq, logs) see the running deployment.
+the operator commands (status, events tail, dlq, replay, logs) see the running deployment.
 
 Both topologies: SQLite files shared by the processes, and `--distributed` (PostgreSQL per service,
 Kafka between them, both started by `junction up`). One deployment per topology serves every test
@@ -157,6 +157,11 @@ def test_operator_commands_see_processes_lag_events_parked_messages_and_logs(
     dropped = cli("dlq", "drop", "ebike", "customers", CUSTOMERS_FROM_AUTH, "poison-1", "--data-dir", str(data))
     assert dropped.returncode == 0, dropped.stderr
     assert parked(cli, data) == []
+
+    # a projection rebuilt online by the process that hosts it, on either topology
+    replayed = cli("replay", "ebike", "--projection", "customers", "--data-dir", str(data))
+    assert replayed.returncode == 0, replayed.stderr
+    assert "customers rebuilt" in replayed.stdout and "(online)" in replayed.stdout
 
     # every process's log, and the servers' when distributed
     logs = cli("logs", "ebike", "-n", "2", "--data-dir", str(data))
