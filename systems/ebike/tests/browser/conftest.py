@@ -9,11 +9,6 @@ created once, through the sign-up page, by the ``admin`` fixture (only the first
 from __future__ import annotations
 
 import itertools
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,19 +18,14 @@ import httpx
 import pytest
 
 playwright_api = pytest.importorskip("playwright.sync_api")
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, BrowserContext, Page  # noqa: E402
 
-CHROMIUM = os.environ.get("EBIKE_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+from junction.testing_browser import chromium, screenshot, served  # noqa: E402
+
 TIME_SCALE = 20.0  # a-bike ticks every 50 ms of wall time, a rental minute lasts 3 s
 PASSWORD = "password123"
-ROOT = Path(__file__).resolve().parents[4]
-SCREENSHOTS = ROOT / "var" / "screenshots"
 ADMIN_NAME = "admin1"
 
-# the CLI of this environment (``junction run``), whichever way pytest was started
-JUNCTION = [sys.executable, "-c", "import sys; from junction.cli import main; sys.argv[0] = 'junction'; main()"]
 
 _names = itertools.count(1)
 
@@ -45,56 +35,17 @@ def unique(prefix: str) -> str:
     return f"{prefix}{next(_names)}"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The running system's URL; it is stopped (SIGTERM, then SIGKILL) after the session."""
-    data_dir = tmp_path_factory.mktemp("ebike-browser")
-    port = _free_port()
-    log = (data_dir / "server.log").open("wb")
-    process = subprocess.Popen(
-        [*JUNCTION, "run", "ebike", "--port", str(port), "--data-dir", str(data_dir / "data"),
-         "--time-scale", str(TIME_SCALE)], stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:  # waiting for a process to listen: nothing else to wait on
-            if process.poll() is not None:
-                raise RuntimeError(f"the system exited: {(data_dir / 'server.log').read_text()}")
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("the system did not start in 30 s")
-            time.sleep(0.1)
+    """The running system's URL; it is stopped after the session."""
+    with served("ebike", tmp_path_factory.mktemp("ebike-browser"), "--time-scale", str(TIME_SCALE)) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 @pytest.fixture(scope="module")  # sync Playwright runs its own loop: end it before async tests run
 def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):  # in CI the browser tests are how the UI is judged: never skip them
-            pytest.fail(f"no Chromium at {CHROMIUM}: `make browser` installs Debian's chromium")
-        pytest.skip(f"no Chromium at {CHROMIUM} (`make browser` adds Debian's chromium)")
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium() as instance:
         yield instance
-        instance.close()
 
 
 @dataclass
@@ -115,10 +66,7 @@ class Person:
         return body["data"]
 
     def screenshot(self, name: str) -> Path:
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        path = SCREENSHOTS / f"{name}.png"
-        self.page.screenshot(path=str(path), full_page=True)
-        return path
+        return screenshot(self.page, name)
 
 
 @pytest.fixture
