@@ -99,7 +99,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import asyncpg
 import structlog
@@ -114,7 +114,7 @@ from junction.errors import ConcurrencyError, StoreError
 from junction.events import Envelope, dumps
 from junction.signal import Signal
 from junction.sqlite import envelope_from_json, envelope_from_row, envelope_to_json
-from junction.store import Append, Batch, Parked, Snapshot, Store, Timer
+from junction.store import Append, Batch, Parked, RowUpsert, Snapshot, Store, Timer, runs, upsert_statement
 
 if TYPE_CHECKING:
     from junction.service import Service
@@ -979,8 +979,11 @@ class PostgresStore(Store):
         async with self.engine.connect() as conn:
             try:
                 row = (await conn.execute(COMMIT_TEXT, parameters)).mappings().one()
-                for index, statement in enumerate(batch.statements):
-                    batch.check_rows(index, (await conn.execute(statement)).rowcount)  # ConditionFailed: rolled back
+                for index, write, rows in runs(batch.statements):
+                    if rows is None:  # ConditionFailed: rolled back
+                        batch.check_rows(index, (await conn.execute(cast(Executable, write))).rowcount)
+                    else:
+                        await conn.execute(upsert_statement(postgresql_insert, cast(RowUpsert, write)), rows)
                 await conn.commit()
             except DBAPIError as error:
                 conflict = _conflict(error)

@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import MetaData, Table, create_engine, event, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -32,7 +32,7 @@ from junction.errors import ConcurrencyError, StoreError
 from junction.events import Envelope, dumps
 from junction.ids import encode
 from junction.signal import Signal
-from junction.store import ANY_VERSION, Batch, Parked, Snapshot, Store, Timer
+from junction.store import ANY_VERSION, Batch, Parked, RowUpsert, Snapshot, Store, Timer, runs, upsert_statement
 
 PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA busy_timeout=5000",
            "PRAGMA foreign_keys=ON")
@@ -176,12 +176,14 @@ class SqliteStore(Store):
                     "INSERT OR REPLACE INTO snapshots (stream, version, type, data) VALUES (?, ?, ?, ?)",
                     (snap.stream, snap.version, snap.type, dumps(snap.data)),
                 )
-            for index, statement in enumerate(batch.statements):
+            for index, write, rows in runs(batch.statements):
                 try:
-                    changed = conn.execute(statement).rowcount
+                    if rows is None:
+                        batch.check_rows(index, conn.execute(cast(Executable, write)).rowcount)
+                    else:
+                        conn.execute(upsert_statement(sqlite_insert, cast(RowUpsert, write)), rows)
                 except IntegrityError as error:
                     raise ConcurrencyError(f"a unique row ({error.orig})") from None
-                batch.check_rows(index, changed)
             if batch.cancelled_timers:  # before inserts: a fired timer may be re-armed under its own id
                 raw.executemany("DELETE FROM timers WHERE id = ?", [(t,) for t in batch.cancelled_timers])
             for timer in batch.timers:

@@ -9,11 +9,11 @@ transaction, or not at all.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import MetaData, Table
+from sqlalchemy import MetaData, Table, bindparam
 from sqlalchemy.sql import Executable
 
 from junction.errors import ConditionFailed
@@ -80,13 +80,66 @@ class Parked:
     retry_requested: bool
 
 
+@dataclass(frozen=True, slots=True)
+class RowUpsert:
+    """A row inserted, or on a clash of ``keys`` updated with the plain values of ``update`` (left alone when
+    there is none). Stores write consecutive upserts of one shape as one prepared statement run over many
+    rows (executemany): a projection's writes cost a row each, not a SQL statement each."""
+
+    table: Table
+    values: dict[str, Any]
+    keys: tuple[str, ...]
+    update: dict[str, Any] | None = None
+
+    @property
+    def shape(self) -> tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+        """What upserts written by one statement share: the table, the columns, the keys, the updated columns."""
+        return self.table.name, tuple(self.values), self.keys, tuple(self.update or ())
+
+    def parameters(self) -> dict[str, Any]:
+        """This row's values for ``upsert_statement``'s bind parameters."""
+        return {**{f"v_{k}": v for k, v in self.values.items()},
+                **{f"u_{k}": v for k, v in (self.update or {}).items()}}
+
+
+Write = Executable | RowUpsert  # what a unit of work queues for the service's tables
+
+
+def upsert_statement(insert: Callable[[Table], Any], upsert: RowUpsert) -> Executable:
+    """The statement that writes every upsert of ``upsert``'s shape, its values bound by name
+    (``RowUpsert.parameters``); ``insert`` is the dialect's insert construct (SQLite's, PostgreSQL's)."""
+    statement = insert(upsert.table).values({k: bindparam(f"v_{k}") for k in upsert.values})
+    if not upsert.update:
+        return cast(Executable, statement.on_conflict_do_nothing(index_elements=list(upsert.keys)))
+    return cast(Executable, statement.on_conflict_do_update(
+        index_elements=list(upsert.keys), set_={k: bindparam(f"u_{k}") for k in upsert.update}))
+
+
+def runs(statements: Sequence[Write]) -> Iterator[tuple[int, Write, list[dict[str, Any]] | None]]:
+    """The queued writes in order, consecutive upserts of one shape as one run: (index of its first
+    write, the write, the rows' parameters for an upsert run, else None)."""
+    index = 0
+    while index < len(statements):
+        first = statements[index]
+        if not isinstance(first, RowUpsert):
+            yield index, first, None
+            index += 1
+            continue
+        end = index + 1
+        while end < len(statements) and isinstance(statements[end], RowUpsert) \
+                and cast(RowUpsert, statements[end]).shape == first.shape:
+            end += 1
+        yield index, first, [cast(RowUpsert, s).parameters() for s in statements[index:end]]
+        index = end
+
+
 @dataclass(slots=True)
 class Batch:
     """Everything a unit of work commits together."""
 
     appends: list[Append] = field(default_factory=list)
     snapshots: list[Snapshot] = field(default_factory=list)
-    statements: list[Executable] = field(default_factory=list)
+    statements: list[Write] = field(default_factory=list)
     # statement index -> the rows it must change at least (guarded writes: atomic conditional updates)
     expected_rows: dict[int, int] = field(default_factory=dict)
     timers: list[Timer] = field(default_factory=list)

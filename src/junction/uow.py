@@ -13,14 +13,14 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Table
-from sqlalchemy.sql import Executable
+from sqlalchemy.sql import ClauseElement, Executable
 
 from junction.aggregate import Aggregate
 from junction.clock import Clock
 from junction.errors import ConcurrencyError, NotFound
 from junction.events import Envelope, Event
 from junction.ids import Snowflake
-from junction.store import ANY_VERSION, Append, Batch, NewEvent, Snapshot, Store, Timer
+from junction.store import ANY_VERSION, Append, Batch, NewEvent, RowUpsert, Snapshot, Store, Timer
 
 if TYPE_CHECKING:
     from junction.grpc.client import GrpcChannels
@@ -126,7 +126,10 @@ class UnitOfWork:
     def upsert(self, table: Table, values: dict[str, Any], keys: Sequence[str],
                update: dict[str, Any] | None = None) -> None:
         """Queue an insert that, when ``keys`` clash, applies ``update`` instead (or nothing)."""
-        self._batch.statements.append(self.store.upsert(table, values, keys, update))
+        if update and any(isinstance(v, ClauseElement) for v in update.values()):  # e.g. count + 1
+            self._batch.statements.append(self.store.upsert(table, values, keys, update))
+        else:  # plain values: written in runs of one prepared statement (``RowUpsert``)
+            self._batch.statements.append(RowUpsert(table, values, tuple(keys), update))
 
     async def fetch_all(self, statement: Executable) -> Sequence[Any]:
         """Read the service's tables (committed state)."""
