@@ -114,7 +114,7 @@ from junction.errors import ConcurrencyError, StoreError
 from junction.events import Envelope, dumps
 from junction.signal import Signal
 from junction.sqlite import envelope_from_json, envelope_from_row, envelope_to_json
-from junction.store import Append, Batch, Parked, RowUpsert, Snapshot, Store, Timer, runs, upsert_statement
+from junction.store import Append, Batch, Parked, RowWrite, Snapshot, Store, Timer, row_statement, runs
 
 if TYPE_CHECKING:
     from junction.service import Service
@@ -983,7 +983,7 @@ class PostgresStore(Store):
                     if rows is None:  # ConditionFailed: rolled back
                         batch.check_rows(index, (await conn.execute(cast(Executable, write))).rowcount)
                     else:
-                        await conn.execute(upsert_statement(postgresql_insert, cast(RowUpsert, write)), rows)
+                        await conn.execute(row_statement(postgresql_insert, cast(RowWrite, write)), rows)
                 await conn.commit()
             except DBAPIError as error:
                 conflict = _conflict(error)

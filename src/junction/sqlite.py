@@ -32,7 +32,7 @@ from junction.errors import ConcurrencyError, StoreError
 from junction.events import Envelope, dumps
 from junction.ids import encode
 from junction.signal import Signal
-from junction.store import ANY_VERSION, Batch, Parked, RowUpsert, Snapshot, Store, Timer, runs, upsert_statement
+from junction.store import ANY_VERSION, Batch, Parked, RowWrite, Snapshot, Store, Timer, row_statement, runs
 
 PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA busy_timeout=5000",
            "PRAGMA foreign_keys=ON")
@@ -181,7 +181,7 @@ class SqliteStore(Store):
                     if rows is None:
                         batch.check_rows(index, conn.execute(cast(Executable, write)).rowcount)
                     else:
-                        conn.execute(upsert_statement(sqlite_insert, cast(RowUpsert, write)), rows)
+                        conn.execute(row_statement(sqlite_insert, cast(RowWrite, write)), rows)
                 except IntegrityError as error:
                     raise ConcurrencyError(f"a unique row ({error.orig})") from None
             if batch.cancelled_timers:  # before inserts: a fired timer may be re-armed under its own id

@@ -81,34 +81,38 @@ class Parked:
 
 
 @dataclass(frozen=True, slots=True)
-class RowUpsert:
-    """A row inserted, or on a clash of ``keys`` updated with the plain values of ``update`` (left alone when
-    there is none). Stores write consecutive upserts of one shape as one prepared statement run over many
-    rows (executemany): a projection's writes cost a row each, not a SQL statement each."""
+class RowWrite:
+    """A row inserted; with ``keys``, on a clash of them updated with the plain values of ``update`` (left alone
+    when there is none): an upsert. Stores write consecutive row writes of one shape as one prepared statement
+    run over many rows (executemany): a projection's or a bulk load's writes cost a row each, not a SQL
+    statement each.
+    """
 
     table: Table
     values: dict[str, Any]
-    keys: tuple[str, ...]
+    keys: tuple[str, ...] = ()
     update: dict[str, Any] | None = None
 
     @property
     def shape(self) -> tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
-        """What upserts written by one statement share: the table, the columns, the keys, the updated columns."""
+        """What the rows written by one statement share: the table, the columns, the keys, the updated columns."""
         return self.table.name, tuple(self.values), self.keys, tuple(self.update or ())
 
     def parameters(self) -> dict[str, Any]:
-        """This row's values for ``upsert_statement``'s bind parameters."""
+        """This row's values for ``row_statement``'s bind parameters."""
         return {**{f"v_{k}": v for k, v in self.values.items()},
                 **{f"u_{k}": v for k, v in (self.update or {}).items()}}
 
 
-Write = Executable | RowUpsert  # what a unit of work queues for the service's tables
+Write = Executable | RowWrite  # what a unit of work queues for the service's tables
 
 
-def upsert_statement(insert: Callable[[Table], Any], upsert: RowUpsert) -> Executable:
-    """The statement that writes every upsert of ``upsert``'s shape, its values bound by name
-    (``RowUpsert.parameters``); ``insert`` is the dialect's insert construct (SQLite's, PostgreSQL's)."""
+def row_statement(insert: Callable[[Table], Any], upsert: RowWrite) -> Executable:
+    """The statement that writes every row of ``upsert``'s shape, its values bound by name
+    (``RowWrite.parameters``); ``insert`` is the dialect's insert construct (SQLite's, PostgreSQL's)."""
     statement = insert(upsert.table).values({k: bindparam(f"v_{k}") for k in upsert.values})
+    if not upsert.keys:  # a plain insert: a clash is a unique violation, as for any statement
+        return cast(Executable, statement)
     if not upsert.update:
         return cast(Executable, statement.on_conflict_do_nothing(index_elements=list(upsert.keys)))
     return cast(Executable, statement.on_conflict_do_update(
@@ -116,20 +120,20 @@ def upsert_statement(insert: Callable[[Table], Any], upsert: RowUpsert) -> Execu
 
 
 def runs(statements: Sequence[Write]) -> Iterator[tuple[int, Write, list[dict[str, Any]] | None]]:
-    """The queued writes in order, consecutive upserts of one shape as one run: (index of its first
-    write, the write, the rows' parameters for an upsert run, else None)."""
+    """The queued writes in order, consecutive row writes of one shape as one run: (index of its first
+    write, the write, the rows' parameters for a run of row writes, else None)."""
     index = 0
     while index < len(statements):
         first = statements[index]
-        if not isinstance(first, RowUpsert):
+        if not isinstance(first, RowWrite):
             yield index, first, None
             index += 1
             continue
         end = index + 1
-        while end < len(statements) and isinstance(statements[end], RowUpsert) \
-                and cast(RowUpsert, statements[end]).shape == first.shape:
+        while end < len(statements) and isinstance(statements[end], RowWrite) \
+                and cast(RowWrite, statements[end]).shape == first.shape:
             end += 1
-        yield index, first, [cast(RowUpsert, s).parameters() for s in statements[index:end]]
+        yield index, first, [cast(RowWrite, s).parameters() for s in statements[index:end]]
         index = end
 
 

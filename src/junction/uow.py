@@ -20,7 +20,7 @@ from junction.clock import Clock
 from junction.errors import ConcurrencyError, NotFound
 from junction.events import Envelope, Event
 from junction.ids import Snowflake
-from junction.store import ANY_VERSION, Append, Batch, NewEvent, RowUpsert, Snapshot, Store, Timer
+from junction.store import ANY_VERSION, Append, Batch, NewEvent, RowWrite, Snapshot, Store, Timer
 
 if TYPE_CHECKING:
     from junction.grpc.client import GrpcChannels
@@ -123,13 +123,17 @@ class UnitOfWork:
         self._batch.expected_rows[len(self._batch.statements)] = rows
         self._batch.statements.append(statement)
 
+    def insert(self, table: Table, values: dict[str, Any]) -> None:
+        """Queue a row for one of the service's tables (many rows run as one prepared statement)."""
+        self._batch.statements.append(RowWrite(table, values))
+
     def upsert(self, table: Table, values: dict[str, Any], keys: Sequence[str],
                update: dict[str, Any] | None = None) -> None:
         """Queue an insert that, when ``keys`` clash, applies ``update`` instead (or nothing)."""
         if update and any(isinstance(v, ClauseElement) for v in update.values()):  # e.g. count + 1
             self._batch.statements.append(self.store.upsert(table, values, keys, update))
-        else:  # plain values: written in runs of one prepared statement (``RowUpsert``)
-            self._batch.statements.append(RowUpsert(table, values, tuple(keys), update))
+        else:  # plain values: written in runs of one prepared statement (``RowWrite``)
+            self._batch.statements.append(RowWrite(table, values, tuple(keys), update))
 
     async def fetch_all(self, statement: Executable) -> Sequence[Any]:
         """Read the service's tables (committed state)."""

@@ -23,7 +23,7 @@ from junction.clock import VirtualClock
 from junction.errors import ConcurrencyError, JunctionError
 from junction.events import Envelope, Event
 from junction.ids import Snowflake, encode
-from junction.store import ANY_VERSION, Append, Batch, NewEvent, RowUpsert, Snapshot, Store, Timer, Write
+from junction.store import ANY_VERSION, Append, Batch, NewEvent, RowWrite, Snapshot, Store, Timer, Write
 from junction.uow import UnitOfWork, run_with_retries
 from tests.contract.conftest import ACCOUNTS, StoreFactory
 
@@ -763,9 +763,9 @@ async def test_upsert_inserts_then_updates_or_does_nothing(store: Store, store_f
 
 
 async def test_runs_of_row_upserts_keep_their_order_among_other_statements(store: Store) -> None:
-    def row(n: int, balance: int, update: bool = True) -> RowUpsert:
+    def row(n: int, balance: int, update: bool = True) -> RowWrite:
         values = {"id": f"acc-{n}", "email": f"{n}@example.com", "balance": balance}
-        return RowUpsert(ACCOUNTS, values, ("id",), {"balance": balance} if update else None)
+        return RowWrite(ACCOUNTS, values, ("id",), {"balance": balance} if update else None)
 
     writes: list[Write] = [row(n, n) for n in range(300)]  # one run of one shape
     writes += [update(ACCOUNTS).where(ACCOUNTS.c.id == "acc-1").values(balance=1000)]  # a statement between
@@ -774,15 +774,21 @@ async def test_runs_of_row_upserts_keep_their_order_among_other_statements(store
     balances = {r["id"]: r["balance"] for r in await store.fetch_all(select(ACCOUNTS))}
     assert len(balances) == 300
     assert (balances["acc-0"], balances["acc-1"], balances["acc-2"], balances["acc-299"]) == (0, 1000, 21, 299)
-    uow = UnitOfWork(store, VirtualClock(), IDS)  # the unit of work queues plain upserts as RowUpserts
+    uow = UnitOfWork(store, VirtualClock(), IDS)  # the unit of work queues plain upserts as RowWrites
     uow.upsert(ACCOUNTS, {"id": "acc-5", "email": "5@example.com", "balance": 0}, ["id"], {"balance": 55})
     uow.upsert(ACCOUNTS, {"id": "acc-5", "email": "5@example.com", "balance": 0}, ["id"],
                {"balance": ACCOUNTS.c.balance + 1})  # an expression: a statement of its own
-    assert isinstance(uow.batch.statements[0], RowUpsert) and not isinstance(uow.batch.statements[1], RowUpsert)
+    assert isinstance(uow.batch.statements[0], RowWrite) and not isinstance(uow.batch.statements[1], RowWrite)
     await uow.commit()
     assert (await store.fetch_one(select(ACCOUNTS.c.balance).where(ACCOUNTS.c.id == "acc-5")))["balance"] == 56
+    uow.insert(ACCOUNTS, {"id": "acc-new", "email": "new@example.com", "balance": 3})  # a plain insert row
+    await uow.commit()
+    uow.insert(ACCOUNTS, {"id": "acc-new", "email": "newer@example.com", "balance": 4})
+    with pytest.raises(ConcurrencyError):  # ... whose clash is a unique violation, as for a statement
+        await uow.commit()
+    assert (await store.fetch_one(select(ACCOUNTS).where(ACCOUNTS.c.id == "acc-new")))["balance"] == 3
     with pytest.raises(ConcurrencyError):  # a clash on a unique column of a run fails the whole batch
-        await store.commit(Batch(statements=[row(900, 1), RowUpsert(ACCOUNTS, {
+        await store.commit(Batch(statements=[row(900, 1), RowWrite(ACCOUNTS, {
             "id": "acc-901", "email": "900@example.com", "balance": 0}, ("id",), {"balance": 0})]))
     assert await store.fetch_one(select(ACCOUNTS).where(ACCOUNTS.c.id == "acc-900")) is None
 

@@ -85,7 +85,7 @@ async def add(user_id: str, request: Request, uow: UnitOfWork) -> JSONResponse:
     now = uow.now()
     row = {"id": row_id, "user_id": me, "friend_id": other, "low": min(me, other), "high": max(me, other),
            "created_at": now.timestamp(), "updated_at": now.timestamp()}
-    uow.execute(friends.insert().values(**row))
+    uow.insert(friends, row)
     uow.append(f"friendship-{row['low']}-{row['high']}",
                FriendAdded(id=row_id, user_id=me, friend_id=other, created_at=now))
     return JSONResponse(friend_json(row), status_code=201)

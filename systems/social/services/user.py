@@ -51,7 +51,7 @@ async def create(body: NewUser, uow: UnitOfWork) -> JSONResponse:
     now = uow.now()
     row = {"id": user_id, "first_name": body.first_name, "last_name": body.last_name,
            "created_at": now.timestamp(), "last_modified": now.timestamp()}
-    uow.execute(users.insert().values(**row))
+    uow.insert(users, row)
     uow.append(stream(user_id), UserCreated(user_id=user_id, first_name=body.first_name, last_name=body.last_name,
                                             created_at=now, last_modified=now), expected_version=0)
     return JSONResponse(user_json(row), status_code=201)
