@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from junction.errors import ConfigError
+from junction.infra.apt import apt_install
 from junction.infra.locks import file_lock
 
 DEFAULT_PORT = 55432
@@ -72,20 +73,7 @@ def install() -> Path:
         binaries = find_binaries()
         if binaries is not None:
             return binaries
-        if shutil.which("apt-get") is None:
-            raise PostgresError("PostgreSQL is not installed and there is no apt-get here: install PostgreSQL >= 13")
-        prefix: list[str] = []
-        if os.geteuid() != 0:
-            if shutil.which("sudo") is None or subprocess.run(["sudo", "-n", "true"], capture_output=True).returncode:
-                raise PostgresError("PostgreSQL is not installed, and installing it needs root: "
-                                    "sudo apt-get install postgresql")
-            prefix = ["sudo", "-n"]
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for command in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "postgresql"]):
-            result = subprocess.run([*prefix, *command], capture_output=True, text=True, env=env,
-                                    stdin=subprocess.DEVNULL, check=False)
-            if result.returncode != 0:
-                raise PostgresError(f"{' '.join(command)} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+        apt_install("postgresql", PostgresError)
     binaries = find_binaries()
     if binaries is None:
         raise PostgresError("apt-get installed postgresql but no pg_ctl was found under /usr/lib/postgresql")

@@ -25,10 +25,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from junction.infra.apt import apt_install, quietly
 from junction.infra.postgres import in_ci
 from junction.kafka.broker import _die_with_parent, free_port
 
@@ -61,60 +62,25 @@ def install() -> Path:
     """The directory of the server scripts, installing the ``rabbitmq-server`` Debian package first when missing."""
     if installed():
         return SCRIPTS
-    if shutil.which("apt-get") is None:
-        raise RabbitError("RabbitMQ is not installed and there is no apt-get here: install rabbitmq-server")
-    prefix: list[str] = []
-    if os.geteuid() != 0:
-        if shutil.which("sudo") is None or subprocess.run(["sudo", "-n", "true"], capture_output=True).returncode:
-            raise RabbitError("RabbitMQ is not installed, and installing it needs root: "
-                              "sudo apt-get install rabbitmq-server")
-        prefix = ["sudo", "-n"]
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    lock_wait = ["-o", "DPkg::Lock::Timeout=300"]  # another install (PostgreSQL, say) may hold dpkg's lock
-    with _services_not_started(prefix):
-        for command in (["apt-get", *lock_wait, "update", "-q"],
-                        ["apt-get", *lock_wait, "install", "-y", "-q", "--no-install-recommends", "rabbitmq-server"]):
-            result = subprocess.run([*prefix, *command], capture_output=True, text=True, env=env,
-                                    stdin=subprocess.DEVNULL, check=False)
-            if result.returncode != 0:
-                raise RabbitError(f"{' '.join(command)} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+    prefix = apt_install("rabbitmq-server", RabbitError, recommends=False, start_services=False)
     _disable_system_service(prefix)
     if not installed():
         raise RabbitError(f"apt-get installed rabbitmq-server but {SCRIPTS / 'rabbitmq-server'} is missing")
     return SCRIPTS
 
 
-@contextlib.contextmanager
-def _services_not_started(prefix: list[str]) -> Iterator[None]:
-    """Tell Debian's maintainer scripts not to start services (policy-rc.d) while apt-get runs."""
-    policy = Path("/usr/sbin/policy-rc.d")
-    if policy.exists():  # containers usually ship one already; leave it alone
-        yield
-        return
-    _quietly(*prefix, "sh", "-c", f"printf '#!/bin/sh\\nexit 101\\n' > {policy} && chmod 755 {policy}")
-    try:
-        yield
-    finally:
-        _quietly(*prefix, "rm", "-f", str(policy))
-
-
 def _disable_system_service(prefix: list[str]) -> None:
     """Stop the Debian-managed node if something started it, and keep it from starting at boot."""
     if Path("/run/systemd/system").exists() and shutil.which("systemctl"):
-        _quietly(*prefix, "systemctl", "disable", "--now", "rabbitmq-server")
+        quietly(*prefix, "systemctl", "disable", "--now", "rabbitmq-server")
     elif Path("/etc/init.d/rabbitmq-server").exists():
-        _quietly(*prefix, "/etc/init.d/rabbitmq-server", "stop")
+        quietly(*prefix, "/etc/init.d/rabbitmq-server", "stop")
         if shutil.which("update-rc.d"):
-            _quietly(*prefix, "update-rc.d", "rabbitmq-server", "disable")
+            quietly(*prefix, "update-rc.d", "rabbitmq-server", "disable")
     # The package's scripts run Erlang tools, which leave an epmd on the default port; our nodes use
     # private ones. epmd refuses to die while any node is registered with it, so no one else's breaks.
     if shutil.which("epmd"):
-        _quietly(*prefix, "epmd", "-kill")
-
-
-def _quietly(*command: str) -> None:
-    """Run a best-effort system command (its failure changes nothing we rely on)."""
-    subprocess.run(command, capture_output=True, check=False, stdin=subprocess.DEVNULL)
+        quietly(*prefix, "epmd", "-kill")
 
 
 def _answers_amqp(port: int) -> bool:
