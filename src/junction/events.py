@@ -58,7 +58,13 @@ class EventRegistry:
         self._upcasters: dict[tuple[str, int], Upcaster] = {}
 
     def register(self, cls: type[Event]) -> None:
-        """Register an event class under its name (a later definition replaces an earlier one)."""
+        """Register an event class under its name. The same class defined again (a module reloaded, a test's
+        local class) replaces the earlier one; another class under a taken name is an error, because the
+        log could no longer say which of the two an event is (give one an ``event_name`` of its own)."""
+        earlier = self._types.get(cls.event_name)
+        if earlier is not None and (earlier.__module__, earlier.__qualname__) != (cls.__module__, cls.__qualname__):
+            raise ValueError(f"event name {cls.event_name!r} is taken by {earlier.__module__}.{earlier.__qualname__}; "
+                             f"give {cls.__module__}.{cls.__qualname__} an event_name of its own")
         self._types[cls.event_name] = cls
 
     def upcaster(self, name: str, from_version: int) -> Callable[[Upcaster], Upcaster]:

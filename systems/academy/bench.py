@@ -37,9 +37,9 @@ from academy.services import auth, content, notify_center
 from academy.system import build
 from junction.bench import percentile
 from junction.clock import VirtualClock
+from junction.mail.process import mail_sink_process
 from junction.queues import QueueSources
 from junction.runtime import Runtime
-from shop.bench import mail_sink
 
 VIEWERS = 200
 MESSAGES = 200
@@ -199,7 +199,7 @@ async def run(console: Console, quick: bool) -> dict[str, Any]:
     """Both scenarios, each on a fresh system."""
     viewers, messages, subscribers = (50, 50, 1_000) if quick else (VIEWERS, MESSAGES, SUBSCRIBERS)
     with tempfile.TemporaryDirectory() as tmp:
-        async with mail_sink(Path(tmp) / "mail") as smtp_port:
+        async with mail_sink_process(Path(tmp) / "mail") as smtp_port:
             previous = os.environ.get("JUNCTION_SMTP_PORT")
             os.environ["JUNCTION_SMTP_PORT"] = str(smtp_port)
             try:

@@ -11,13 +11,11 @@ the stock.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
-import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from junction.bench import percentile
-from junction.kafka.broker import free_port
+from junction.mail.process import mail_sink_process
 from junction.testing import running
 from junction.transport import AsgiCaller
 from shop.contracts.inventory import InventoryRequest, InventoryServiceStub
@@ -34,33 +32,6 @@ from shop.system import build
 LEVELS = (1, 4, 16, 64)
 ORDER = {"skuCode": "BENCH", "price": 29.99, "quantity": 1,
          "userDetails": {"userId": "bench", "email": "bench@example.com", "firstName": "Ben", "lastName": "Ch"}}
-
-
-@contextlib.asynccontextmanager
-async def mail_sink(directory: Path) -> AsyncIterator[int]:
-    """A ``junction mail-sink`` process of its own, as a mail server is: its SMTP port. (In this process, its
-    parsing and storing of every mail would be measured as the shop's.)"""
-    smtp_port, http_port = free_port(), free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "junction", "mail-sink", "--smtp-port", str(smtp_port), "--http-port",
-        str(http_port), "--data-dir", str(directory), stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", smtp_port)
-            except OSError:
-                if time.monotonic() > deadline or process.returncode is not None:
-                    raise RuntimeError("the mail sink did not start") from None
-                await asyncio.sleep(0.05)
-                continue
-            writer.close()
-            break
-        yield smtp_port
-    finally:
-        process.terminate()
-        await process.wait()
 
 
 async def _measure(call: Callable[[], Awaitable[None]], count: int, concurrency: int) -> dict[str, Any]:
@@ -86,7 +57,7 @@ async def run(console: Console, quick: bool) -> dict[str, Any]:
     count = 200 if quick else 2_000
     levels: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        async with mail_sink(Path(tmp) / "mail") as smtp_port:
+        async with mail_sink_process(Path(tmp) / "mail") as smtp_port:
             previous = os.environ.get("JUNCTION_SMTP_PORT")
             os.environ["JUNCTION_SMTP_PORT"] = str(smtp_port)  # the confirmations go to this run's sink
             try:

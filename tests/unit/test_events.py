@@ -85,17 +85,29 @@ def test_default_name_is_the_class_name_and_version_one() -> None:
     assert registry.get("Unnamed") is Unnamed
 
 
-def test_a_later_definition_replaces_an_earlier_one() -> None:
+def test_the_same_class_defined_again_replaces_the_earlier_one() -> None:
+    def define() -> type[Event]:
+        class Reloaded(Event):
+            event_name = "tests.events.Reloaded"
+            a: int
+
+        return Reloaded
+
+    first, second = define(), define()  # as when a module is imported again
+    assert registry.get("tests.events.Reloaded") is second is not first
+
+
+def test_another_class_under_a_taken_name_is_refused() -> None:
     class First(Event):
-        event_name = "tests.events.Replaced"
+        event_name = "tests.events.Taken"
         a: int
 
-    class Second(Event):
-        event_name = "tests.events.Replaced"
-        b: int
+    with pytest.raises(ValueError, match="event name 'tests.events.Taken' is taken by .*First"):
+        class Second(Event):
+            event_name = "tests.events.Taken"
+            b: int
 
-    assert registry.get("tests.events.Replaced") is Second
-    assert First.event_name == Second.event_name
+    assert registry.get("tests.events.Taken") is First
 
 
 def test_separate_registry_only_knows_what_it_registered() -> None:
