@@ -112,12 +112,13 @@ def timed_ms(samples: list[float]) -> dict[str, float]:
 
 
 RAW_RECOMMEND = """
-SELECT p.id, p.first_name, p.last_name, count(*) AS weight FROM links mine
-JOIN links theirs ON theirs.a = mine.b JOIN people p ON p.id = theirs.b
-WHERE mine.a = ? AND theirs.b != ? AND NOT EXISTS (SELECT 1 FROM links k WHERE k.a = ? AND k.b = theirs.b)
-GROUP BY p.id ORDER BY weight DESC, p.id"""
+SELECT p.json, w.weight FROM people p JOIN (
+    SELECT theirs.b AS id, count(*) AS weight FROM links mine JOIN links theirs ON theirs.a = mine.b
+    WHERE mine.a = ? AND theirs.b != ? AND NOT EXISTS (SELECT 1 FROM links k WHERE k.a = ? AND k.b = theirs.b)
+    GROUP BY theirs.b) w ON w.id = p.id
+ORDER BY w.weight DESC, w.id"""
 RAW_MUTUAL = """
-SELECT p.id, p.first_name, p.last_name FROM links x JOIN links y ON y.a = x.b AND y.b = ?
+SELECT p.json FROM links x JOIN links y ON y.a = x.b AND y.b = ?
 JOIN people p ON p.id = x.b WHERE x.a = ? ORDER BY p.id"""
 
 
