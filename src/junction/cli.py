@@ -515,7 +515,8 @@ def show_config(
 # -- bench ----------------------------------------------------------------------------------------
 @app.command()
 def bench(
-    scenario: Annotated[str, typer.Argument(help="append | balance | e2e | gateway")],
+    scenario: Annotated[str, typer.Argument(help="append, or a system's scenario (balance, e2e, gateway, shop, "
+                                                 "social, ...); an unknown name lists them all.")],
     as_json: Annotated[bool, typer.Option("--json", help="Also print one JSON object on the last line.")] = False,
     quick: Annotated[bool, typer.Option("--quick", help="Fewer iterations (smoke runs).")] = False,
     store: Annotated[str, typer.Option("--store", help="append: sqlite | postgres (JUNCTION_DATABASE_URL, "
