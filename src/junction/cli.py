@@ -186,14 +186,22 @@ def up(
 def down(
     system: Annotated[str, typer.Argument(help="The system, e.g. ebike.")],
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Where the system keeps its files.")] = None,
+    purge: Annotated[bool, typer.Option("--purge", help="Also delete what `junction up` kept: the stores (the "
+                                                        "PostgreSQL cluster, the SQLite files), Kafka's and "
+                                                        "RabbitMQ's data, the logs.")] = False,
 ) -> None:
     """Stop what `junction up` started for this system."""
     from junction.supervisor import stop_running
-    from junction.up import STATE_FILE
+    from junction.up import STATE_FILE, purge_data
 
-    systems.load(system)
-    if not stop_running(data_dir_of(system, data_dir) / STATE_FILE):
+    spec = systems.load(system)
+    directory = data_dir_of(system, data_dir)
+    if not stop_running(directory / STATE_FILE) and not purge:
         raise CliError(f"{system} is not running under `junction up` (no live supervisor)")
+    if purge:
+        purge_data(spec, directory)
+        console.print(f"{system} stopped, its data in {directory} deleted")
+        return
     console.print(f"{system} stopped")
 
 

@@ -38,6 +38,22 @@ def _table(system: System, rows: list[dict[str, Any]]) -> Table:
     return grid
 
 
+def purge_data(system: System, data_dir: Path) -> None:
+    """Delete what `junction up` keeps in ``data_dir`` (its PostgreSQL cluster wherever it lives, Kafka's and
+    RabbitMQ's data, the SQLite stores, the logs and state files), and nothing else there."""
+    import shutil
+
+    from junction.infra.postgres import LocalPostgres
+
+    LocalPostgres(home=(data_dir / "pg").resolve()).remove()
+    for name in ("kafka", "rabbitmq", "logs", "mail"):
+        shutil.rmtree(data_dir / name, ignore_errors=True)
+    for service in system.services:
+        for path in data_dir.glob(f"{service.name}.db*"):  # the file and its WAL companions
+            path.unlink(missing_ok=True)
+    (data_dir / STATE_FILE).unlink(missing_ok=True)
+
+
 def process_specs(system: System, data_dir: Path, gateway_port: int, first_service_port: int,
                   env: dict[str, str]) -> list[ProcessSpec]:
     """The processes of a system: its services, then its gateway, all told where the others are."""

@@ -116,7 +116,8 @@ def running(system: str, data: Path, *options: str, timeout: float = 180.0) -> I
         wait_for(ready, timeout=timeout, what="every process")
         yield up
     finally:
-        subprocess.run(junction("down", system, "--data-dir", str(data)), capture_output=True, timeout=60)
+        # --purge: the PostgreSQL cluster may live under /var/tmp, outside the test's directory
+        subprocess.run(junction("down", system, "--data-dir", str(data), "--purge"), capture_output=True, timeout=60)
         try:
             process.wait(30)
         except subprocess.TimeoutExpired:

@@ -185,6 +185,12 @@ class LocalPostgres:
         if result.returncode != 0 and self.running():
             raise PostgresError(f"PostgreSQL did not stop:\n{result.stderr[-2000:]}")
 
+    def remove(self) -> None:
+        """Stop the cluster and delete it: its data, and its stand-in under /var/tmp if it has one."""
+        self.stop()
+        for path in {self.cluster_home, self.home}:
+            shutil.rmtree(path, ignore_errors=True)
+
     # -- helpers ---------------------------------------------------------------------------------
     def _prepare_home(self) -> None:
         home = self.cluster_home
