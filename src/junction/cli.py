@@ -219,11 +219,9 @@ def status(
     if url:  # `junction run`: the live runtime knows its consumers' positions best
         report = httpx.get(f"{url}/_junction/status", timeout=10).json()
         report |= {"topology": deployment.kind, "database": deployment.database, "kafka": None, "kafka_error": None,
-                   "supervisor": None, "servers": {}, "processes": []}
+                   "rabbitmq": None, "rabbitmq_error": None, "supervisor": None, "servers": {}, "processes": []}
         for service in report["services"].values():
             service["relay_lag"] = None
-            for consumer in service["consumers"].values():
-                consumer["via"] = "log"
     else:
         report = asyncio.run(operations.status(deployment, clock_from_config(deployment.config)))
     report["running"] = url
@@ -242,8 +240,9 @@ def _print_status(report: dict[str, Any]) -> None:
     kafka = f"  kafka {report['kafka']}" if report["kafka"] else ""
     console.print(f"[bold]{escape(report['system'])}[/] {escape(where)}  data {escape(report['database'])}"
                   f"{escape(kafka)}  platform time {report['time']}", highlight=False)
-    if report["kafka_error"]:
-        console.print(f"[yellow]consumer lag unknown:[/] {escape(report['kafka_error'])}", highlight=False)
+    for error in (report["kafka_error"], report.get("rabbitmq_error")):
+        if error:
+            console.print(f"[yellow]consumer lag unknown:[/] {escape(error)}", highlight=False)
     if report["processes"]:
         grid = table("process", "state", "pid", "restarts", "last exit", "uptime (s)", "url")
         for row in report["processes"]:
@@ -251,14 +250,14 @@ def _print_status(report: dict[str, Any]) -> None:
                          str(row["uptime"]), row["url"] or "")
         console.print(grid)
     services = table("service", "log head", "relay lag", "parked", "next timer")
-    consumers = table("service", "subscription", "source", "via", "position", "lag")
+    consumers = table("service", "subscription", "source", "via", "position", "lag", "dead-lettered")
     for name, service in report["services"].items():
         next_timer = service["next_timer"]
         when = datetime.fromtimestamp(next_timer, UTC).isoformat(timespec="seconds") if next_timer else "-"
         services.add_row(name, str(service["head"]), _cell(service["relay_lag"]), str(service["parked"]), when)
         for subscription, info in service["consumers"].items():
             consumers.add_row(name, subscription, info["source"], info["via"], _cell(info["position"], "?"),
-                              _cell(info["lag"], "?"))
+                              _cell(info["lag"], "?"), _cell(info.get("dead_lettered")))
     console.print(services)
     console.print(consumers)
 
@@ -518,6 +517,35 @@ def show_config(
     for row in rows:
         grid.add_row(row["key"], row["variable"], _cell(row["value"]), row["origin"])
     console.print(grid)
+
+
+# -- manifests ------------------------------------------------------------------------------------
+@app.command()
+def manifests(
+    system: Annotated[str, typer.Argument(help="The system, e.g. shop.")],
+    image: Annotated[str, typer.Option(help="The container image with junction and the systems.")] = "junction:latest",
+    replicas: Annotated[list[str] | None, typer.Option("--replicas", help="SERVICE=N (repeatable; 'gateway' "
+                                                                          "too); 1 otherwise.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write here instead of printing.")] = None,
+) -> None:
+    """Print the Kubernetes manifests of the distributed topology (a Deployment and a Service per process)."""
+    from junction.kubernetes import Cluster, manifests as make, to_yaml
+
+    counts: dict[str, int] = {}
+    for item in replicas or []:
+        name, _, count = item.partition("=")
+        if not count.isdigit() or int(count) < 1:
+            raise CliError(f"--replicas {item!r}: expected SERVICE=N with N >= 1")
+        counts[name] = int(count)
+    try:
+        text = to_yaml(make(systems.load(system), Cluster(image=image, replicas=counts)))
+    except ValueError as error:
+        raise CliError(str(error)) from None
+    if out is None:
+        print(text, end="")
+    else:
+        out.write_text(text)
+        console.print(f"{system}: manifests written to {out}")
 
 
 # -- bench ----------------------------------------------------------------------------------------
