@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from academy import benchmarks, cli, gateway
 from academy.services import auth, bff, content, live, notify_center, notify_runner, scheduler, ssr, statistics
-from junction.runtime import Companion, System
-
-
-async def _serve_mail_sink(data_dir: Path) -> None:
-    from junction.mail import MailSink
-
-    await MailSink.from_config(data_dir=data_dir / "mail").serve()
-
-
-# `junction run academy` receives its mails itself: SMTP on smtp_port (1025), the web page and the
-# Mailpit-compatible API on mail_sink_port (8025); `junction up` runs `junction mail-sink` beside the services.
-MAIL_SINK = Companion("mail-sink", _serve_mail_sink,
-                      lambda data_dir: ["mail-sink", "--data-dir", str(data_dir / "mail")])
+from junction.mail.companion import MAIL_SINK
+from junction.runtime import System
 
 
 def build() -> System:

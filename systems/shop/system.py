@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from junction.runtime import Companion, System
+from junction.mail.companion import MAIL_SINK
+from junction.runtime import System
 from shop import benchmarks, gateway
 from shop.services import inventory, notification, order
-
-
-async def _serve_mail_sink(data_dir: Path) -> None:
-    from junction.mail import MailSink
-
-    await MailSink.from_config(data_dir=data_dir / "mail").serve()
-
-
-# `junction run shop` receives the shop's mails itself: SMTP on smtp_port (1025), the web page and the
-# Mailpit-compatible API on mail_sink_port (8025); `junction up` runs `junction mail-sink` beside the services.
-MAIL_SINK = Companion("mail-sink", _serve_mail_sink, lambda data_dir: ["mail-sink", "--data-dir",
-                                                                        str(data_dir / "mail")])
 
 
 def build() -> System:

@@ -1,0 +1,1 @@
+"""The pipeline's services: one module each, sharing nothing but ``pipeline.contracts``."""

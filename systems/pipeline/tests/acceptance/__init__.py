@@ -1,0 +1,1 @@
+"""Acceptance: the spec's scenarios through the gateway, embedded and distributed."""
