@@ -8,9 +8,8 @@ own ``GET /health``); ``kafka`` is whether the broker accepts a connection (``di
 ``status``: ``healthy``; ``degraded`` (200) while Kafka is down, since requests still commit and their
 events wait in the outbox; ``unhealthy`` (503) while a database is down.
 
-The platform's runtime answers ``/health`` itself (``{"status": "ok", "time": ...}``) before any system
-route. Until it lets a system answer instead, ``install`` puts this route first once the runtime's app
-exists (when the runtime starts); see docs/pipeline.md, "Platform changes wanted".
+``endpoint`` is the system's ``System(health=...)``: every process of the pipeline answers it in place of
+the platform's ``{"status": "ok", "time": ...}``.
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ from typing import Any
 from sqlalchemy import literal, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
 
 from junction.config import load as load_config
 from junction.kafka import KafkaSource
@@ -115,18 +113,3 @@ def endpoint(runtime: Runtime) -> Callable[[Request], Awaitable[Response]]:
         return JSONResponse(body, status_code=code)
 
     return health
-
-
-def install(runtime: Runtime) -> list[BaseRoute]:
-    """``System.extra_routes``: make this module's ``/health`` the one the runtime answers (see the module doc)."""
-    route = Route("/health", endpoint(runtime), methods=["GET"])
-    start = runtime.start
-
-    async def start_with_health() -> None:
-        routes = runtime.app.router.routes
-        if route not in routes:
-            routes.insert(0, route)  # before the platform's /health: the first match answers
-        await start()
-
-    setattr(runtime, "start", start_with_health)  # noqa: B010 (an instance attribute on purpose)
-    return []

@@ -16,7 +16,7 @@ def build() -> System:
         services=[user.service, processing.service, notification.service, analytics.service],
         port=8080,
         gateway=gateway.routes,
-        extra_routes=health.install,
+        health=health.endpoint,
         companions=[MAIL_SINK],
         benchmarks={"pipeline": benchmarks.pipeline},
         commands=commands,
