@@ -91,6 +91,9 @@ class System:
     # Development servers beside the services (e.g. the mail sink): `junction run` serves them in its process,
     # `junction up` as processes of their own. Tests start their own instead.
     companions: list[Companion] = field(default_factory=list)
+    # Every process's GET /health, for a contract that gives it a shape of its own (dependencies and all);
+    # the platform's ``{"status": "ok", "time": ...}`` otherwise. Given the runtime, it returns the endpoint.
+    health: Callable[[Runtime], Callable[[Request], Awaitable[Response]]] | None = None
 
     def __post_init__(self) -> None:
         checks: list[tuple[str, list[object]]] = [
@@ -404,7 +407,8 @@ class Runtime:
         extra = self.system.extra_routes(self) if self.system.extra_routes else []
         edge = self.system.gateway(self) if self.edge and self.system.gateway else []
         routes: list[BaseRoute] = [
-            Route("/health", health), Route("/metrics", metrics), Route("/_junction/status", status),
+            Route("/health", self.system.health(self) if self.system.health else health),
+            Route("/metrics", metrics), Route("/_junction/status", status),
             Route("/_junction/projections/{name}/rebuild", rebuild, methods=["POST"]), *extra, *mounts, *edge,
         ]
         return Starlette(routes=routes)
