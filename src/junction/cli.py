@@ -30,6 +30,7 @@ from junction.config import load as load_config
 from junction.errors import JunctionError
 from junction.grpc import GrpcConfig
 from junction.logs import configure as configure_logging
+from junction.queues import QueueSources, has_queues
 from junction.runtime import Runtime, System
 from junction.server import clock_for, running_url, serve
 from junction.store import Store
@@ -122,8 +123,12 @@ def run(
         raise CliError(f"port {chosen} on {host} is in use (choose another with --port)")
     directory = data_dir_of(system, data_dir)
     console.print(f"[bold]{system}[/] on http://{host}:{chosen}  data: {directory}  time scale: {time_scale:g}")
-    runtime = Runtime(spec, directory, clock=clock_for(directory, time_scale),
+    # Queue subscriptions on the embedded queue (deadlines dead-letter), as junction.topology wires them.
+    queues = QueueSources() if has_queues(spec) else None
+    runtime = Runtime(spec, directory, clock=clock_for(directory, time_scale), source_factory=queues,
                       grpc=GrpcConfig.from_config(spec.services, config, host))
+    if queues is not None:
+        queues.bind(runtime)
 
     async def start(runtime: Runtime) -> None:
         await runtime.start()
@@ -529,7 +534,8 @@ def manifests(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write here instead of printing.")] = None,
 ) -> None:
     """Print the Kubernetes manifests of the distributed topology (a Deployment and a Service per process)."""
-    from junction.kubernetes import Cluster, manifests as make, to_yaml
+    from junction.kubernetes import Cluster, to_yaml
+    from junction.kubernetes import manifests as make
 
     counts: dict[str, int] = {}
     for item in replicas or []:

@@ -14,10 +14,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from junction.clock import Clock
 from junction.config import Config
 from junction.errors import StoreError
+from junction.queues import is_queued
 from junction.runtime import System
 from junction.sqlite import SqliteStore
 from junction.store import Store
@@ -151,10 +153,14 @@ async def status(deployment: Deployment, clock: Clock) -> dict[str, Any]:
 
     Lag is Kafka consumer-group lag (end offsets minus committed offsets) when the system uses Kafka,
     and the source log's head minus the subscription's checkpoint otherwise. Relay lag is the events
-    a service committed that its outbox relay has not yet put on Kafka.
+    a service committed that its outbox relay has not yet put on Kafka. A queue subscription
+    (``junction.queues``) is ``via rabbitmq`` when the system runs distributed with the broker (its lag is the
+    messages ready in its queue, and ``dead_lettered`` those in its dead-letter queue), else ``via queue``
+    (the embedded queue: the source log's head minus its checkpoint).
     """
     system = deployment.system
     kafka = deployment.topology.kafka(system)
+    rabbit = deployment.topology.rabbit(system)
     async with open_stores(deployment) as stores:
         if not stores:
             raise StoreError(f"no data for {system.name} on {deployment.database} "
@@ -168,17 +174,24 @@ async def status(deployment: Deployment, clock: Clock) -> dict[str, Any]:
             from junction.kafka.lag import group_lags
 
             pairs = [(kafka.group(s.name, sub.name), subscription_topic(kafka, system, s.name, sub))
-                     for s in system.services if s.name in stores for sub in s.subscriptions.values()]
+                     for s in system.services if s.name in stores for sub in s.subscriptions.values()
+                     if not is_queued(sub)]  # a queue subscription has no consumer group
             try:
                 groups = {lag.group: lag for lag in await group_lags(kafka, pairs)}
             except (KafkaError, OSError, TimeoutError, RuntimeError) as error:  # shown, not fatal: stores still tell
                 kafka_error = f"Kafka at {kafka.bootstrap} did not answer: {error or type(error).__name__}"
+        queues, rabbit_error = await _queue_depths(system, rabbit, list(stores))
         services: dict[str, Any] = {}
         for name, store in stores.items():
             head = await store.head()
             consumers: dict[str, Any] = {}
             for sub in system.service(name).subscriptions.values():
-                if kafka is not None:
+                if is_queued(sub) and rabbit is not None:
+                    queue = rabbit.queue(name, sub.name)
+                    consumers[sub.name] = {"source": sub.source, "via": "rabbitmq", "queue": queue, "position": None,
+                                           "lag": queues.get(queue),
+                                           "dead_lettered": queues.get(rabbit.dead_letter_queue(name, sub.name))}
+                elif kafka is not None and not is_queued(sub):
                     group = kafka.group(name, sub.name)
                     measured = groups.get(group)
                     consumers[sub.name] = {"source": sub.source, "via": "kafka", "group": group,
@@ -187,15 +200,35 @@ async def status(deployment: Deployment, clock: Clock) -> dict[str, Any]:
                 else:
                     position = await store.checkpoint(sub.name)
                     source = stores.get(sub.source)
-                    consumers[sub.name] = {"source": sub.source, "via": "log", "position": position,
+                    consumers[sub.name] = {"source": sub.source, "via": "queue" if is_queued(sub) else "log",
+                                           "position": position,
                                            "lag": max(0, await source.head() - position) if source else None}
             services[name] = {"head": head, "relay_lag": await _relay_lag(store, head) if kafka else None,
                               "parked": len(await store.parked()), "next_timer": await store.next_due(),
                               "consumers": consumers}
     return {"system": system.name, "time": clock.now().isoformat(), "topology": deployment.kind,
             "database": deployment.database, "kafka": kafka.bootstrap if kafka else None, "kafka_error": kafka_error,
+            "rabbitmq": rabbit.url if rabbit else None, "rabbitmq_error": rabbit_error,
             "supervisor": (deployment.supervisor or {}).get("pid"), "servers": deployment.servers,
             "processes": deployment.processes, "services": services}
+
+
+async def _queue_depths(system: System, rabbit: Any, services: list[str]) -> tuple[dict[str, int | None], str | None]:
+    """Messages in the RabbitMQ queues (and their dead-letter queues) of the queue subscriptions of ``services``;
+    an error to show instead when the broker does not answer."""
+    if rabbit is None:
+        return {}, None
+    from junction.rabbitmq.queues import depths
+
+    names = [name for s in system.services if s.name in services for sub in s.subscriptions.values()
+             if is_queued(sub) for name in (rabbit.queue(s.name, sub.name), rabbit.dead_letter_queue(s.name, sub.name))]
+    if not names:
+        return {}, None
+    try:
+        return await depths(rabbit, names), None
+    except Exception as error:  # unreachable, refused, timed out: shown, not fatal (the stores still tell)
+        where = urlsplit(rabbit.url)  # host and port only: the URL carries the password
+        return {}, f"RabbitMQ at {where.hostname}:{where.port} did not answer: {error or type(error).__name__}"
 
 
 async def _relay_lag(store: Store, head: int) -> int:

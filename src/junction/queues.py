@@ -74,11 +74,13 @@ class LazyLogSource(LogSource):
 class QueueSource(LazyLogSource):
     """The embedded queue: the source's log, with messages past their deadline dead-lettered, never handled."""
 
+    via = "queue"
+
     def __init__(self, log_of: Callable[[], Awaitable[Store]], checkpoints: Store, subscription: str,
                  clock: Clock) -> None:
         super().__init__(log_of, checkpoints, subscription)
         self.clock = clock
-        self.dead_lettered = 0
+        self.dead_lettered: int = 0
 
     async def fetch(self, limit: int) -> list[Envelope]:
         """The next messages; an expired one comes as a dead letter, which the worker acknowledges in its

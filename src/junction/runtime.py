@@ -438,8 +438,9 @@ class Runtime:
         for name, service in self.services.items():
             consumers = {}
             for sub_name, worker in service.subscriptions.items():
-                consumers[sub_name] = {"source": worker.spec.source, "position": worker.position,
-                                       "lag": await worker.source.lag(), "handled": worker.handled}
+                consumers[sub_name] = {"source": worker.spec.source, "via": worker.source.via,
+                                       "position": worker.position, "lag": await worker.source.lag(),
+                                       "handled": worker.handled, "dead_lettered": worker.source.dead_lettered}
             services[name] = {
                 "head": await service.store.head(),
                 "consumers": consumers,

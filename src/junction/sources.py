@@ -20,6 +20,8 @@ class Source(abc.ABC):
     """The messages of one subscription."""
 
     position: int = 0  # how far acknowledged delivery got (a log position, or a message count)
+    via: str = "log"  # what carries the messages, as `junction status` names it
+    dead_lettered: int | None = None  # messages dead-lettered since the start, where the source counts them
 
     @abc.abstractmethod
     async def open(self) -> None:

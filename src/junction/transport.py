@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json as jsonlib
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
@@ -26,6 +26,22 @@ from junction.errors import HttpError
 from junction.grpc.client import GrpcChannels
 
 Message = MutableMapping[str, Any]
+Headers = Mapping[str, str] | Sequence[tuple[str, str]]  # pairs keep a repeated header (two cookies) apart
+
+
+def _pairs(headers: Headers | None) -> list[tuple[str, str]]:
+    if not headers:
+        return []
+    return list(headers.items()) if isinstance(headers, Mapping) else list(headers)
+
+
+def header_bytes(text: str) -> bytes:
+    """A header name or value as ASGI carries it."""
+    # Latin-1 gives back the bytes a client sent (Starlette decodes headers so); text beyond it goes as UTF-8.
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:
+        return text.encode()
 
 
 class AsgiCaller:
@@ -37,20 +53,19 @@ class AsgiCaller:
         self._host = (b"host", name.encode())
 
     async def __call__(self, method: str, path: str, body: bytes,
-                       headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+                       headers: Headers | None = None) -> tuple[int, bytes]:
         """Call the app; its status code and body."""
         status, _, content = await self.respond(method, path, body, headers)
         return status, content
 
-    async def respond(self, method: str, path: str, body: bytes, headers: dict[str, str] | None = None,
+    async def respond(self, method: str, path: str, body: bytes, headers: Headers | None = None,
                       content_type: str = "application/json") -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         """Call the app; its status code, raw response headers and body."""
         path, _, query = path.partition("?")
         raw_headers = [self._host, (b"content-length", str(len(body)).encode())]
         if content_type:
             raw_headers.append((b"content-type", content_type.encode("latin-1")))
-        if headers:
-            raw_headers.extend((k.lower().encode(), v.encode()) for k, v in headers.items())
+        raw_headers.extend((header_bytes(k.lower()), header_bytes(v)) for k, v in _pairs(headers))
         scope = {
             "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method.upper(),
             "scheme": "http", "path": unquote(path), "raw_path": path.encode(), "query_string": query.encode(),
@@ -81,11 +96,12 @@ class AsgiCaller:
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """A service's answer as it came: status, body bytes and content-type."""
+    """A service's answer as it came: status, body bytes, content-type and every header (names lower-cased)."""
 
     status: int
     body: bytes
     content_type: str | None
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 class UpstreamError(HttpError):
@@ -118,15 +134,22 @@ class ServiceClient:
             return None
         return jsonlib.loads(content)
 
-    async def forward(self, method: str, path: str, body: bytes, content_type: str | None) -> Answer:
-        """Send a request as it came (any method, body bytes and content-type); the answer as it is."""
+    async def forward(self, method: str, path: str, body: bytes, content_type: str | None,
+                      headers: Headers | None = None) -> Answer:
+        """Send a request as it came (any method, body bytes, content-type and ``headers``); the answer as it is."""
+        pairs = _pairs(headers)
         if self._caller is not None:
-            status, raw, content = await self._caller.respond(method, path, body, content_type=content_type or "")
-            answer_type = next((v.decode("latin-1") for k, v in raw if k.lower() == b"content-type"), None)
-            return Answer(status, content, answer_type)
-        headers = {"content-type": content_type} if content_type else None
-        response = await self.http.request(method, path, content=body, headers=headers)
-        return Answer(response.status_code, response.content, response.headers.get("content-type"))
+            status, raw, content = await self._caller.respond(method, path, body, pairs,
+                                                              content_type=content_type or "")
+            answer_headers = tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in raw)
+        else:
+            if content_type:
+                pairs.append(("content-type", content_type))
+            response = await self.http.request(method, path, content=body, headers=pairs)
+            status, content, answer_headers = response.status_code, response.content, tuple(
+                response.headers.multi_items())
+        answer_type = next((v for k, v in answer_headers if k == "content-type"), None)
+        return Answer(status, content, answer_type, answer_headers)
 
     async def get(self, path: str, **kwargs: Any) -> Any:
         """GET path."""

@@ -74,9 +74,11 @@ async def approved_users(runtime: Runtime, count: int, category: str | None = No
 
 
 async def tokens(runtime: Runtime, ids: list[str], role: str = "USER") -> list[str]:
-    """Tokens for ``ids``, as auth issues them at login."""
+    """Tokens for ``ids``, as auth issues them at login (their sessions committed)."""
     uow = runtime.service("auth").uow()
-    return [await auth.issue(uow, user_id, role) for user_id in ids]
+    issued = [await auth.issue(uow, user_id, role) for user_id in ids]
+    await uow.commit()
+    return issued
 
 
 async def staff_token(runtime: Runtime) -> str:

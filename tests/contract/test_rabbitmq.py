@@ -26,6 +26,7 @@ from junction.clock import Clock, RealClock, VirtualClock
 from junction.events import Event
 from junction.infra.rabbitmq import LocalRabbit
 from junction.rabbitmq import RabbitConfig, RabbitSource, ReplayUnsupported, Subscriber, rabbit_sources, start_relays
+from junction.rabbitmq.queues import depths
 from junction.rabbitmq.relay import CHECKPOINT
 from junction.runtime import Runtime, System
 from junction.service import Service
@@ -249,3 +250,18 @@ def test_a_projection_cannot_be_fed_by_a_queue(tmp_path: Path) -> None:
     rt = Runtime(System("ledgers", [notices, ledger]), tmp_path, only=["ledger"], source_factory=sources)
     with pytest.raises(ReplayUnsupported, match="projection 'totals' needs a source that can replay"):
         sources(rt.service("ledger"), ledger.subscriptions["projection:totals:notices"])
+
+
+async def test_depths_count_what_waits_in_a_queue_and_its_dead_letters(config: RabbitConfig, tmp_path: Path) -> None:
+    """What `junction status` shows of a queue subscription: messages ready, dead-lettered, or no queue at all."""
+    clock = RealClock()
+    publisher = await start_reminders(config, tmp_path, "notices", clock)
+    try:
+        await remind(publisher, "a", clock.now() + timedelta(hours=1))
+        await remind(publisher, "b", clock.now() + timedelta(hours=1))
+        await publisher.settle()  # confirmed: both wait in the inbox's queue, nobody consuming
+    finally:
+        await publisher.stop()
+    queue, dead = config.queue("inbox", "handlers:notices"), config.dead_letter_queue("inbox", "handlers:notices")
+    assert await depths(config, [queue, dead, config.queue("inbox", "nothing")]) == {
+        queue: 2, dead: 0, config.queue("inbox", "nothing"): None}

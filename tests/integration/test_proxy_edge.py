@@ -81,6 +81,9 @@ async def test_a_killed_service_gets_the_fallback_and_is_forwarded_to_again_once
             assert answer.status_code == 200
             assert answer.content == b'GET|/api/items|type=application/json|application/json|["SKU001"]'
             assert answer.headers["content-type"] == "application/json"
+            answer = await drive(clock, client.get("/api/headers", headers={"cookie": "jwt=abc"}))
+            assert ["cookie", "jwt=abc"] in answer.json()  # headers both ways, over real HTTP
+            assert len(answer.headers.get_list("set-cookie")) == 2
 
             echo_process.kill()
             started = clock.timestamp()

@@ -102,7 +102,7 @@ def test_another_class_under_a_taken_name_is_refused() -> None:
         event_name = "tests.events.Taken"
         a: int
 
-    with pytest.raises(ValueError, match="event name 'tests.events.Taken' is taken by .*First"):
+    with pytest.raises(ValueError, match=r"event name 'tests.events.Taken' is taken by .*First"):
         class Second(Event):
             event_name = "tests.events.Taken"
             b: int

@@ -1,4 +1,5 @@
-"""The REST proxy edge on a toy system and the virtual clock: forwarding byte for byte, fallback, retries, breaker."""
+"""The REST proxy edge on a toy system and the virtual clock: forwarding byte for byte, headers by allow-list,
+fallback, retries, breaker."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from junction.clock import VirtualClock
 from junction.gateway.proxy import ProxyEdge, ProxyRoute
 from junction.gateway.resilience import BreakerState, Guard
 from junction.runtime import Runtime
+from junction.transport import ServiceClient
 from tests.unit import toy_proxy
 from tests.unit.toy_proxy import FALLBACK, calls
 from tests.unit.virtual import drive
@@ -166,8 +168,62 @@ async def test_a_body_over_the_limit_is_refused_at_the_edge(runtime: Runtime) ->
     assert calls["POST"] == 1
 
 
+OWN = {"host", "content-length", "accept-encoding", "connection", "user-agent"}  # what httpx adds of its own
+
+
+@pytest.fixture(params=["in-process", "http"])
+def carried(request: pytest.FixtureRequest, runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Reach echo in-process (the ASGI caller) or through httpx, as a service in another process is reached."""
+    if request.param == "http":
+        over_httpx = ServiceClient("echo", runtime.transport.client("echo").http)  # no in-process caller
+        monkeypatch.setitem(runtime.transport._clients, "echo", over_httpx)
+    return str(request.param)
+
+
+async def test_allowed_headers_are_forwarded_both_ways_and_others_are_not(
+        runtime: Runtime, gateway: httpx.AsyncClient, carried: str) -> None:
+    answer = await send(runtime, gateway, "GET", "/api/headers", headers=[
+        ("authorization", "Bearer abc"), ("cookie", "jwt=abc; theme=dark"), ("accept", "text/html"),
+        ("x-tenant", "t1"), ("x-forwarded-for", "10.0.0.1")])
+    assert answer.status_code == 201
+    sent = [(name, value) for name, value in answer.json() if name not in OWN]
+    assert sorted(sent) == [("accept", "text/html"), ("authorization", "Bearer abc"),
+                            ("cookie", "jwt=abc; theme=dark")]
+    assert answer.headers["location"] == "/api/items/1"
+    assert answer.headers["content-type"] == "application/json"
+    cookies = answer.headers.get_list("set-cookie")
+    assert [c.split(";")[0] for c in cookies] == ["jwt=token", "theme=dark"]  # each cookie, apart
+    assert "httponly" in cookies[0].lower()
+    assert "x-internal" not in answer.headers
+
+
+async def test_a_route_forwards_only_its_own_allow_lists(
+        runtime: Runtime, gateway: httpx.AsyncClient, carried: str) -> None:
+    answer = await send(runtime, gateway, "GET", "/narrow/api/headers", headers=[
+        ("authorization", "Bearer abc"), ("X-Tenant", "t1"), ("content-type", "text/plain"), ("accept", "text/html")])
+    sent = [(name, value) for name, value in answer.json() if name not in OWN]
+    assert ("accept", "text/html") not in sent  # (over HTTP, httpx sends an "accept: */*" of its own)
+    assert sorted(p for p in sent if p[0] != "accept") == [("content-type", "text/plain"), ("x-tenant", "t1")]
+    assert (answer.headers["x-internal"], answer.headers.get("location")) == ("secret", None)
+    assert answer.headers.get_list("set-cookie") == []
+
+
+async def test_the_catch_all_route_forwards_every_path(runtime: Runtime) -> None:
+    edge = ProxyEdge(runtime, [ProxyRoute("/", "echo")])
+    app = Starlette(routes=edge.starlette_routes())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway") as client:
+        assert (await client.post("/api/items/a?x=1", content=b"hi")).content == b"POST|/api/items/a|x=1|-|hi"
+        assert (await client.get("/")).status_code == 404  # reached echo, which has no "/"
+    assert calls["POST"] == 1
+
+
 def test_routes_are_checked() -> None:
     with pytest.raises(ValueError):
         ProxyRoute("api/items", "echo")
     with pytest.raises(ValueError):
         ProxyRoute("/api/items/", "echo")
+    with pytest.raises(ValueError):
+        ProxyRoute("/api/items", "echo", request_headers=frozenset({"Host"}))
+    with pytest.raises(ValueError):
+        ProxyRoute("/api/items", "echo", answer_headers=frozenset({"content-length"}))
+    assert ProxyRoute("/", "echo").prefix == "/"

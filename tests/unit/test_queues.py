@@ -86,10 +86,35 @@ async def test_an_expired_message_is_dead_lettered_and_the_rest_go_on(tmp_path: 
             assert isinstance(worker.source, QueueSource)
             assert handled == ["ben"]
             assert worker.source.dead_lettered == 1
+            shown = (await receiver.status())["services"]["receiver"]["consumers"]["queue:sender"]
+            assert (shown["via"], shown["dead_lettered"], shown["lag"]) == ("queue", 1, 0)
             assert worker.position == await sender.service("sender").store.head()  # the checkpoint moved past it
         async with runtime(system, tmp_path, clock, ["receiver", "feed"]):  # started again: nothing twice
             await clock.advance(timedelta(seconds=1))
             assert sorted(handled) == ["ben", "feed:ana", "feed:ben"]  # a feed is no queue: no deadline there
+
+
+async def test_status_shows_queue_subscriptions_via_the_queue_with_their_depth(tmp_path: Path) -> None:
+    from junction.config import Config
+    from junction.operations import Deployment, status
+
+    system, handled = toy()
+    clock = VirtualClock()
+    async with runtime(system, tmp_path, clock, ["sender", "receiver", "feed"]) as rt:
+        await rt.client("sender").post("/plain/ana")
+        await rt.settle()
+        assert sorted(handled) == ["ana", "feed:ana"]
+        consumers = (await rt.status())["services"]
+        assert consumers["receiver"]["consumers"]["queue:sender"]["via"] == "queue"
+        assert consumers["feed"]["consumers"]["handlers:sender"]["via"] == "log"
+    async with runtime(system, tmp_path, clock, ["sender"]) as rt:  # nobody consumes these two
+        await rt.client("sender").post("/plain/ben")
+        await rt.client("sender").post("/plain/eva")
+    report = await status(Deployment(system, tmp_path, Config(env={})), clock)  # offline, from the stores
+    queue = report["services"]["receiver"]["consumers"]["queue:sender"]
+    feed = report["services"]["feed"]["consumers"]["handlers:sender"]
+    assert (queue["via"], queue["lag"], feed["via"], feed["lag"]) == ("queue", 2, "log", 2)
+    assert report["rabbitmq"] is None and report["rabbitmq_error"] is None
 
 
 def test_the_topology_routes_queue_subscriptions(tmp_path: Path) -> None:

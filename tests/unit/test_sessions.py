@@ -30,6 +30,14 @@ def test_keys_are_generated_once_then_read(tmp_path: Path) -> None:
     assert KeyPair.load_or_create(private, public) == made
 
 
+def test_generated_keys_are_fresh_pairs_that_sign_and_verify() -> None:
+    made = KeyPair.generate()
+    assert made != KeyPair.generate()
+    assert made.private_pem.startswith(b"-----BEGIN PRIVATE KEY-----")
+    signer = TokenSigner(KeyPair(made.private_pem, made.public_pem))  # as read back from where it was kept
+    assert (signer.verify(signer.issue({"sub": "u1"}, now=100), now=101) or {}).get("sub") == "u1"
+
+
 def test_a_token_carries_its_claims_until_it_expires(keys: KeyPair) -> None:
     clock = VirtualClock()
     signer = TokenSigner(keys, lifetime=timedelta(hours=1))

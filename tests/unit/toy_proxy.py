@@ -2,7 +2,8 @@
 
 The echo's answer is ``method|path|query|content-type|body`` with the status and content-type the query
 asks for (``?status=503&type=text/plain``), so a test can compare bytes and make the service fail on
-demand; ``/api/slow`` never answers (for time limits). ``calls`` counts what reached the service.
+demand; ``/api/slow`` never answers (for time limits); ``/api/headers`` answers the request's headers as
+JSON pairs and sets two cookies, a ``Location`` and an ``X-Internal`` header. ``calls`` counts what reached the service.
 ``python -m tests.unit.toy_proxy PORT DATA_DIR`` serves the echo service alone, as ``junction serve`` would.
 """
 
@@ -14,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute
 
 from junction.gateway.proxy import ProxyEdge, ProxyRoute
@@ -63,11 +64,26 @@ async def slow(request: Request) -> Response:
     return Response(b"never")
 
 
+@echo.route("GET", "/api/headers")
+async def headers(request: Request) -> Response:
+    """The request's headers (as pairs, repeated ones apart); an answer with headers to pass back or not."""
+    calls["headers"] += 1
+    response = JSONResponse(request.headers.items(), status_code=201,
+                            headers={"location": "/api/items/1", "x-internal": "secret"})
+    response.set_cookie("jwt", "token", httponly=True)
+    response.set_cookie("theme", "dark")
+    return response
+
+
 def gateway(runtime: Runtime) -> list[BaseRoute]:
-    """The edge: /api/items and /api/slow to echo, and /echo/** to echo without the prefix, each route with
-    its own breaker."""
+    """The edge: /api/items, /api/slow and /api/headers to echo, and /echo/** and /narrow/** (other header
+    allow-lists) to echo without the prefix, each route with its own breaker."""
     edge = ProxyEdge(runtime, [ProxyRoute("/api/items", "echo", POLICY), ProxyRoute("/api/slow", "echo", POLICY),
-                               ProxyRoute("/echo", "echo", POLICY, strip_prefix=True)],
+                               ProxyRoute("/echo", "echo", POLICY, strip_prefix=True),
+                               ProxyRoute("/api/headers", "echo", POLICY),
+                               ProxyRoute("/narrow", "echo", POLICY, strip_prefix=True,
+                                          request_headers=frozenset({"X-Tenant"}),
+                                          answer_headers=frozenset({"x-internal"}))],
                      fallback=lambda: PlainTextResponse(FALLBACK, status_code=503))
     edges.append(edge)
     return edge.starlette_routes()

@@ -36,16 +36,23 @@ class KeyPair:
         """Read the PEM files; generate and write a 2048-bit pair when they are absent."""
         if private_path.exists() and public_path.exists():
             return cls(private_path.read_bytes(), public_path.read_bytes())
+        keys = cls.generate()
+        private_path.parent.mkdir(parents=True, exist_ok=True)
+        public_path.parent.mkdir(parents=True, exist_ok=True)
+        private_path.write_bytes(keys.private_pem)
+        os.chmod(private_path, 0o600)
+        public_path.write_bytes(keys.public_pem)
+        return keys
+
+    @classmethod
+    def generate(cls) -> KeyPair:
+        """A new 2048-bit pair, kept by the caller (in files, or in a service's store to share it between
+        the service's instances)."""
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         private_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                         serialization.NoEncryption())
         public_pem = key.public_key().public_bytes(serialization.Encoding.PEM,
                                                    serialization.PublicFormat.SubjectPublicKeyInfo)
-        private_path.parent.mkdir(parents=True, exist_ok=True)
-        public_path.parent.mkdir(parents=True, exist_ok=True)
-        private_path.write_bytes(private_pem)
-        os.chmod(private_path, 0o600)
-        public_path.write_bytes(public_pem)
         return cls(private_pem, public_pem)
 
 

@@ -35,6 +35,8 @@ UNDECODABLE = "junction.Undecodable"  # no handler has this type: such records a
 class KafkaSource(Source):
     """One subscription of ``service`` to ``source_service``'s topic, with offsets in its consumer group."""
 
+    via = "kafka"
+
     def __init__(self, config: KafkaConfig, service: str, subscription: str, source_service: str,
                  checkpoints: Store, flush_every: int = 100, timeout: float = 10.0,
                  end_offsets: EndOffsets | None = None, *, topic: str | None = None,

@@ -9,10 +9,13 @@ exchange straight to ``<queue>.dead``, which keeps them until an operator looks.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
+import aio_pika
 from aio_pika import ExchangeType
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
+from aio_pika.exceptions import ChannelClosed
 
 from junction.rabbitmq.config import RabbitConfig
 from junction.runtime import System
@@ -57,3 +60,23 @@ async def declare_queue(channel: AbstractChannel, config: RabbitConfig, subscrib
     for event_type in sorted(subscriber.event_types):
         await queue.bind(exchange, routing_key=event_type)
     return queue
+
+
+async def depths(config: RabbitConfig, names: list[str], timeout: float = 5.0) -> dict[str, int | None]:
+    """Messages ready in each named queue (None for one that does not exist), looked at without declaring anything."""
+    found: dict[str, int | None] = {}
+    async with asyncio.timeout(timeout):
+        connection = await aio_pika.connect(config.url, timeout=timeout)
+        async with connection:
+            for name in names:
+                # A passive declare of a missing queue closes its channel (404): one channel per queue.
+                channel = await connection.channel()
+                try:
+                    queue = await channel.declare_queue(name, passive=True)
+                    found[name] = queue.declaration_result.message_count or 0
+                except ChannelClosed:
+                    found[name] = None
+                finally:
+                    if not channel.is_closed:
+                        await channel.close()
+    return found

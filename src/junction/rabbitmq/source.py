@@ -52,6 +52,8 @@ class Delivery(NamedTuple):
 class RabbitSource(Source):
     """One subscription of ``subscriber.service``: a consumer on its queue."""
 
+    via = "rabbitmq"
+
     def __init__(self, config: RabbitConfig, subscriber: Subscriber, clock: Clock | None = None,
                  timeout: float = 10.0) -> None:
         self.config = config

@@ -160,7 +160,10 @@ async def login(request: Request, uow: UnitOfWork) -> Response:
 
 @page("POST", "/logout")
 async def logout(request: Request, uow: UnitOfWork) -> Response:
-    """Forget the session cookie."""
+    """End the session at auth (its token stops working everywhere at once) and delete the cookie."""
+    if token := token_from(request.headers, request.cookies):
+        # 401 (a session that had ended already) is as good as 204 here: either way it is over.
+        await uow.call("auth").http.post("/api/auth/logout", headers={"Authorization": f"Bearer {token}"})
     response = redirect("/")
     cookie.clear(response)
     return response

@@ -2,9 +2,10 @@
 sink the test starts (``JUNCTION_SMTP_PORT`` points notify-center's sender at it), and, for the room, the
 edge served by uvicorn on a loopback port in the test's event loop.
 
-``academy`` runs embedded here; ``acceptance/conftest.py`` runs it on both topologies: distributed, every
-service keeps its state in a PostgreSQL database of the session's server, events go over Kafka topics, and
-the per-recipient notifications over RabbitMQ queues of the session's node (names unique to the test).
+``academy`` runs embedded here; ``acceptance/conftest.py`` runs it on both topologies (``junction.testing``):
+distributed, every service keeps its state in a PostgreSQL database of the session's server, events go over
+Kafka topics, and the per-recipient notifications over RabbitMQ queues of the session's node (names unique to
+the test).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -25,14 +25,9 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from academy.system import build
 from junction.clock import VirtualClock
-from junction.kafka import kafka_sources
-from junction.kafka import start_relays as start_kafka_relays
-from junction.kafka.follow import kafka_followers
 from junction.mail import MailSink
-from junction.queues import QueueSources, start_queue_relays
-from junction.rabbitmq import RabbitConfig
 from junction.runtime import Runtime
-from junction.testing import Distributed, joined
+from junction.testing import Distributed, running
 
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
@@ -149,37 +144,11 @@ async def mail_sink(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIte
 
 
 @contextlib.asynccontextmanager
-async def running_academy(data_dir: Path, clock: VirtualClock, distributed: Distributed | None = None,
-                          rabbit: RabbitConfig | None = None, only: list[str] | None = None) -> AsyncIterator[Runtime]:
-    """The academy (or ``only`` some of its services) started on the topology, as ``junction.topology`` wires
-    it: queue subscriptions on the embedded queue, or on RabbitMQ when distributed; stopped afterwards."""
-    system = build()
-    options: dict[str, Any] = {"poll_interval": 0.05, "only": only}
-    queues = QueueSources(kafka_sources(distributed.kafka, system=system) if distributed else None, rabbit)
-    if distributed is not None:
-        options |= {"store_factory": distributed.stores(), "follower_factory": kafka_followers(distributed.kafka)}
-    runtime = queues.bind(Runtime(system, data_dir, clock=clock, source_factory=queues, **options))
-    async with runtime:
-        if distributed is not None and rabbit is not None:
-            start_kafka_relays(runtime, distributed.kafka)
-            start_queue_relays(runtime, rabbit)
-            await joined(runtime)
-        yield runtime
-
-
-def rabbit_names(url: str) -> RabbitConfig:
-    """RabbitMQ names of one test: exchanges and queues prefixed by a fresh run id."""
-    run = f"t{uuid.uuid4().hex[:8]}"
-    return RabbitConfig("academy", url, exchange_template=run + ".{system}.{service}",
-                        queue_template=run + ".{system}.{service}.{subscription}", prefetch=100, ack_every=20)
-
-
-@contextlib.asynccontextmanager
-async def open_academy(data_dir: Path, sink: MailSink, distributed: Distributed | None = None,
-                       rabbit: RabbitConfig | None = None) -> AsyncIterator[Academy]:
-    """The academy on the topology, stopped afterwards."""
+async def open_academy(data_dir: Path, sink: MailSink,
+                       distributed: Distributed | None = None) -> AsyncIterator[Academy]:
+    """The academy on the topology (``junction.testing``: queues on RabbitMQ when distributed), stopped afterwards."""
     clock = VirtualClock()
-    async with running_academy(data_dir, clock, distributed, rabbit) as runtime:
+    async with running(build(), data_dir, distributed, clock=clock) as runtime:
         academy = Academy(runtime, clock, sink)
         try:
             yield academy

@@ -233,3 +233,28 @@ async def test_malformed_frames_and_chat_floods(academy: Academy) -> None:
         assert len((await receive(listener, "chat"))["text"]) == 2000  # nothing of the refused ones came through
         await sender.close()
         await listener.close()
+
+
+async def test_logout_revokes_the_token_on_the_api_and_the_room(academy: Academy) -> None:
+    admin = await academy.staff()
+    _, doctor = await academy.user(admin)
+    other = await academy.login("admin@example.org")  # a second session of the admin's: it stays
+    live = await academy.webinar(admin, 5)
+    await academy.advance(timedelta(minutes=5))
+    assert (await academy.request("GET", "/api/me", doctor)).status_code == 200
+    assert (await academy.request("POST", "/api/auth/logout", doctor)).status_code == 204
+    answer = await academy.request("GET", "/api/me", doctor)
+    assert (answer.status_code, answer.json()) == (401, {"error": "not authenticated"})
+    assert (await academy.request("POST", "/api/auth/logout", doctor)).status_code == 204  # over already: fine
+    assert (await academy.request("POST", "/api/auth/logout")).status_code == 401
+    assert (await academy.request("POST", "/api/auth/logout", "forged")).status_code == 401
+    assert (await academy.request("POST", "/api/auth/logout", admin)).status_code == 204
+    assert (await academy.request("GET", "/api/me", other)).status_code == 200
+    async with serving(academy.runtime.app) as url:
+        socket = await room(url, live["id"], doctor)
+        with pytest.raises(ConnectionClosed) as closed:
+            await socket.recv()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+        watching = await room(url, live["id"], other)
+        assert (await receive(watching, "presence"))["viewers"]
+        await watching.close()

@@ -40,8 +40,12 @@ async def test_register_log_in_and_wait_for_approval(academy: Academy) -> None:
         waiting = await ana.get("/articles")
         assert waiting.status_code == 403 and "waiting for approval" in waiting.text
         assert (await ana.get("/admin")).status_code == 403
+        token = ana.cookies["jwt"]
         await ana.post("/logout")
         assert (await ana.get("/me")).headers.get("location") == "/login"
+        kept = await ana.get("/me", cookies={"jwt": token})  # the old cookie, kept by someone: revoked at auth
+        assert kept.headers.get("location") == "/login"
+        assert (await academy.request("GET", "/api/me", token)).status_code == 401
 
 
 async def test_admin_approves_publishes_and_schedules_through_the_pages(academy: Academy) -> None:

@@ -13,12 +13,12 @@ from websockets.exceptions import ConnectionClosed
 from academy.contracts.events import NotificationQueued
 from academy.services import live
 from academy.system import build
-from academy.tests.acceptance.conftest import Where
-from academy.tests.conftest import Academy, receive, room, running_academy, serving
+from academy.tests.conftest import Academy, receive, room, serving
 from junction.clock import VirtualClock
 from junction.mail import MailSink
 from junction.queues import QueueSource
 from junction.runtime import Runtime
+from junction.testing import Distributed, running
 
 
 async def test_t1_registration_and_approval(academy: Academy) -> None:
@@ -79,12 +79,12 @@ async def test_t4_one_reminder_an_hour_before(academy: Academy) -> None:
     assert unseen[0]["link"] == f"/webinars/{webinar['id']}"
 
 
-async def test_t5_no_reminder_after_the_start(where: Where, tmp_path: Path, mail_sink: MailSink) -> None:
+async def test_t5_no_reminder_after_the_start(where: Distributed | None, tmp_path: Path, mail_sink: MailSink) -> None:
     """notify-center is stopped across the reminder and the start; started again, it delivers nothing."""
     clock = VirtualClock()
     others = [s.name for s in build().services if s.name != "notify-center"]
     data = tmp_path / "data"
-    async with running_academy(data, clock, where.distributed, where.rabbit, only=others) as runtime:
+    async with running(build(), data, where, clock=clock, only=others) as runtime:
         academy = Academy(runtime, clock, mail_sink)
         admin = await academy.staff()
         _, doctor = await academy.user(admin, "dr.ana@example.org")
@@ -95,7 +95,7 @@ async def test_t5_no_reminder_after_the_start(where: Where, tmp_path: Path, mail
                   if e.type == NotificationQueued.event_name]
         assert len(queued) == 1
         await academy.advance(timedelta(minutes=60))  # W has started
-        async with running_academy(data, clock, where.distributed, where.rabbit, only=["notify-center"]) as center:
+        async with running(build(), data, where, clock=clock, only=["notify-center"]) as center:
             await academy.advance(timedelta(seconds=1))
             notices = await center.client("notify-center").get(f"/users/{queued[0].data['userId']}/notifications")
             assert notices.json() == []
@@ -104,13 +104,13 @@ async def test_t5_no_reminder_after_the_start(where: Where, tmp_path: Path, mail
         await academy.http.aclose()
 
 
-async def test_queued_reminders_survive_a_stopped_notification_center(where: Where, tmp_path: Path,
+async def test_queued_reminders_survive_a_stopped_notification_center(where: Distributed | None, tmp_path: Path,
                                                                        mail_sink: MailSink) -> None:
     """The counterpart of T5: started again before the start, notify-center delivers what waited in the queue."""
     clock = VirtualClock()
     others = [s.name for s in build().services if s.name != "notify-center"]
     data = tmp_path / "data"
-    async with running_academy(data, clock, where.distributed, where.rabbit, only=others) as runtime:
+    async with running(build(), data, where, clock=clock, only=others) as runtime:
         academy = Academy(runtime, clock, mail_sink)
         admin = await academy.staff()
         _, doctor = await academy.user(admin, "dr.ana@example.org")
@@ -118,16 +118,16 @@ async def test_queued_reminders_survive_a_stopped_notification_center(where: Whe
         await academy.request("POST", f"/api/webinars/{webinar['id']}/subscribe", doctor)
         await academy.advance(timedelta(minutes=30))  # queued at minute 1, nobody consumes it for half an hour
         assert await academy.mails() == []
-        async with running_academy(data, clock, where.distributed, where.rabbit, only=["notify-center"]):
+        async with running(build(), data, where, clock=clock, only=["notify-center"]):
             await academy.advance(timedelta(seconds=1))
             assert [m["To"][0]["Address"] for m in await academy.mails()] == ["dr.ana@example.org"]
         await academy.http.aclose()
 
 
-async def _dead_letters(center: Runtime, where: Where) -> int:
+async def _dead_letters(center: Runtime, where: Distributed | None) -> int:
     """Messages the notification queue dead-lettered (RabbitMQ's dead-letter queue, or the embedded queue's count)."""
     worker = center.service("notify-center").subscriptions["queue:notify-runner"]
-    if where.rabbit is None:
+    if where is None or where.rabbit is None:
         assert isinstance(worker.source, QueueSource)
         return worker.source.dead_lettered
     connection = await aio_pika.connect(where.rabbit.url)
