@@ -22,7 +22,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -46,14 +46,17 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def served(system: str, data_dir: Path, *options: str, timeout: float = 30.0) -> Iterator[str]:
-    """``junction run <system>`` on a free port with its data in ``data_dir``; its URL once ``/health`` answers.
-    Stopped (SIGTERM, then SIGKILL) afterwards; its output is in ``data_dir/server.log``."""
+def served(system: str, data_dir: Path, *options: str, env: Mapping[str, str] | None = None,
+           timeout: float = 30.0) -> Iterator[str]:
+    """``junction run <system>`` on a free port with its data in ``data_dir`` (and ``env`` over this process's
+    environment); its URL once ``/health`` answers. Stopped (SIGTERM, then SIGKILL) afterwards; its output is in
+    ``data_dir/server.log``."""
     port = free_port()
     log_path = data_dir / "server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen([*JUNCTION, "run", system, "--port", str(port), "--data-dir",
-                                    str(data_dir / "data"), *options], stdout=log, stderr=subprocess.STDOUT)
+                                    str(data_dir / "data"), *options], stdout=log, stderr=subprocess.STDOUT,
+                                   env={**os.environ, **(env or {})})
         url = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + timeout

@@ -1,24 +1,37 @@
-"""JWT sessions: RS256 tokens, keys generated on first start, cookie and Bearer transport.
+"""JWT sessions: RS256 tokens, keys generated on first start, cookie and Bearer transport, and the
+server-side session store that makes logout revoke at once.
 
-A token only says who claims to be calling; every request also asks the auth service whether
-its session is still alive (``sessionId`` claim), which is what makes logout revoke at once.
-Tokens signed with another key, with ``alg: none``, tampered with or expired verify as None: the
-caller is anonymous, not an error.
+A token only says who claims to be calling; every request also asks the service that keeps the
+sessions (``Sessions``) whether the session the token names is still alive. Tokens signed with
+another key, with ``alg: none``, tampered with or expired verify as None: the caller is anonymous,
+not an error.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import os
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from sqlalchemy import Column, Float, ForeignKey, Select, String, Table, select
 from starlette.responses import Response
+
+from junction.errors import HttpError
+
+if TYPE_CHECKING:
+    from junction.service import Service
+    from junction.store import Store
+    from junction.uow import UnitOfWork
 
 COOKIE = "jwt"
 ALGORITHM = "RS256"
@@ -113,3 +126,120 @@ class CookiePolicy:
     def clear(self, response: Response) -> None:
         """Delete the client's session cookie."""
         response.delete_cookie(self.name, path=self.path, secure=self.secure, httponly=True, samesite="lax")
+
+
+class Sessions:
+    """A service's server-side sessions: hashed session ids that logout revokes, and optionally the RS256 key
+    pair that signs tokens naming them, kept in the service's store and made on its first start.
+
+    Declared once on the service (``sessions = Sessions(service)``); every operation takes the caller's unit
+    of work, so a session opens or ends in the same commit as whatever else the route writes.
+    """
+
+    KEY = "jwt-rs256"  # the key pair's row in the keys table
+
+    def __init__(self, service: Service, table: str = "sessions", *, keys: str | None = None,
+                 hash_column: str = "id_hash", user_key: str | None = None,
+                 lifetime: timedelta = timedelta(days=7)) -> None:
+        """Declare the sessions table (and, with ``keys``, the key pair's table) on ``service``.
+
+        ``hash_column`` names the hashed id's column and ``user_key`` is an optional foreign key for
+        ``user_id`` (``"users.id"``): both exist so that tables created before this class keep working.
+        """
+        user_id = Column("user_id", String, *([ForeignKey(user_key)] if user_key else []), nullable=False)
+        self.table = service.table(
+            table,
+            # SHA-256 of the session id, not the id: a leaked table does not hand out live sessions.
+            Column(hash_column, String, primary_key=True),
+            user_id,
+            Column("created_at", Float, nullable=False),
+            Column("revoked_at", Float),
+        )
+        self._id_hash = self.table.c[hash_column]
+        self.keys: Table | None = None
+        self.lifetime = lifetime
+        self._signers: WeakKeyDictionary[Store, TokenSigner] = WeakKeyDictionary()  # per open store (tests run several)
+        if keys is not None:
+            self.keys = service.table(keys, Column("name", String, primary_key=True),
+                                      Column("private_pem", String, nullable=False),
+                                      Column("public_pem", String, nullable=False))
+            service.started(self.make_keys)
+
+    # -- sessions --------------------------------------------------------------------------------
+    def open(self, uow: UnitOfWork, user_id: str) -> str:
+        """A new session of ``user_id``, stored when ``uow`` commits; its id, a bearer secret."""
+        # 256 random bits rather than a Snowflake: a Snowflake encodes a timestamp and a counter and can be
+        # guessed, and the id is all that revocation and liveness look up.
+        session_id = secrets.token_urlsafe(32)
+        uow.execute(self.table.insert().values({self._id_hash.key: _hash(session_id), "user_id": user_id,
+                                                "created_at": uow.clock.timestamp()}))
+        return session_id
+
+    def user_query(self, session_id: str) -> Select[tuple[str]]:
+        """``SELECT user_id`` of the session if it is live (known, not revoked): to fetch or to nest in a query."""
+        return select(self.table.c.user_id).where(self._id_hash == _hash(session_id), self.table.c.revoked_at.is_(None))
+
+    async def user(self, uow: UnitOfWork, session_id: str) -> str | None:
+        """The user of a live session; None when it is unknown or revoked."""
+        row = await uow.fetch_one(self.user_query(session_id))
+        return None if row is None else str(row["user_id"])
+
+    def revoke(self, uow: UnitOfWork, session_id: str) -> None:
+        """End the session when ``uow`` commits (no-op if unknown; a revoked one keeps its first revocation time)."""
+        uow.execute(self.table.update().where(self._id_hash == _hash(session_id), self.table.c.revoked_at.is_(None))
+                    .values(revoked_at=uow.clock.timestamp()))
+
+    # -- tokens naming sessions (with ``keys``) --------------------------------------------------
+    async def make_keys(self, service_runtime: Any) -> None:
+        """Make the key pair on the service's first start (``Service.started``); a racing instance keeps the first."""
+        keys = self._keys_table()
+        uow: UnitOfWork = service_runtime.uow()
+        if await uow.fetch_one(select(keys.c.name).where(keys.c.name == self.KEY)) is not None:
+            return
+        pair = await asyncio.to_thread(KeyPair.generate)  # RSA generation takes a while of CPU
+        uow.upsert(keys, {"name": self.KEY, "private_pem": pair.private_pem.decode(),
+                          "public_pem": pair.public_pem.decode()}, keys=["name"])
+        await uow.commit()
+
+    async def signer(self, uow: UnitOfWork) -> TokenSigner:
+        """The signer with the service's key pair (503 before the first start made it)."""
+        cached = self._signers.get(uow.store)
+        if cached is None:
+            keys = self._keys_table()
+            row = await uow.fetch_one(select(keys).where(keys.c.name == self.KEY))
+            if row is None:
+                raise HttpError("signing key missing", status=503)
+            pair = KeyPair(row["private_pem"].encode(), row["public_pem"].encode())
+            cached = self._signers[uow.store] = TokenSigner(pair, self.lifetime)
+        return cached
+
+    async def issue(self, uow: UnitOfWork, user_id: str, claims: Mapping[str, Any] | None = None) -> str:
+        """Open a session of ``user_id`` and answer a token naming it (``sub``, ``sid`` and ``claims``), valid for
+        ``lifetime`` from now on the platform clock; the session commits with ``uow``."""
+        signer = await self.signer(uow)  # first: no session is queued when there is no key to sign with
+        session_id = self.open(uow, user_id)
+        return signer.issue({**(claims or {}), "sub": user_id, "sid": session_id}, uow.clock.timestamp())
+
+    async def claims(self, uow: UnitOfWork, token: str) -> dict[str, Any] | None:
+        """The claims of a token these keys signed, unexpired, naming a user and a session (live or not); else None."""
+        claims = (await self.signer(uow)).verify(token, uow.clock.timestamp())
+        if claims is None or not isinstance(claims.get("sub"), str) or not isinstance(claims.get("sid"), str):
+            return None
+        return claims
+
+    async def verify(self, uow: UnitOfWork, token: str) -> dict[str, Any] | None:
+        """The claims of a valid token whose session is live and its user's; None otherwise (so logout takes
+        effect at once, not at expiry)."""
+        claims = await self.claims(uow, token)
+        if claims is None or await self.user(uow, claims["sid"]) != claims["sub"]:
+            return None
+        return claims
+
+    def _keys_table(self) -> Table:
+        if self.keys is None:
+            raise TypeError("these sessions sign no tokens: declare them with Sessions(service, keys=...)")
+        return self.keys
+
+
+def _hash(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode()).hexdigest()

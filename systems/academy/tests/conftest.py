@@ -26,6 +26,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from academy.system import build
 from junction.clock import VirtualClock
 from junction.mail import MailSink
+from junction.mail.testing import received
 from junction.runtime import Runtime
 from junction.testing import Distributed, running
 
@@ -113,10 +114,8 @@ class Academy:
         return status
 
     async def mails(self) -> list[dict[str, Any]]:
-        """The sink's mails, each with its text."""
-        async with httpx.AsyncClient(base_url=self.sink.url) as api:
-            listed = (await api.get("/api/v1/messages", params={"limit": 100000})).json()["messages"]
-            return [(await api.get(f"/api/v1/message/{m['ID']}")).json() for m in listed]
+        """The sink's mails, each as its Mailpit-compatible API gives it (its text too), newest first."""
+        return await received(self.sink)
 
     async def settle(self) -> None:
         """Let every consumer, relay and the mail sender catch up."""
@@ -126,21 +125,6 @@ class Academy:
         """Move the platform clock (timers fire on the way, the system settles after each)."""
         await self.clock.advance(delta)
         await self.settle()
-
-
-@contextlib.asynccontextmanager
-async def mail_sink_in(directory: Path, patch: pytest.MonkeyPatch) -> AsyncIterator[MailSink]:
-    """A real SMTP sink on free ports, made the mail server of the systems started meanwhile."""
-    async with MailSink(directory / "mail", smtp_port=0, http_port=0) as sink:
-        patch.setenv("JUNCTION_SMTP_PORT", str(sink.smtp_port))
-        yield sink
-
-
-@pytest.fixture
-async def mail_sink(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[MailSink]:
-    """A real SMTP sink on free ports, where this test's mails go."""
-    async with mail_sink_in(tmp_path, monkeypatch) as sink:
-        yield sink
 
 
 @contextlib.asynccontextmanager

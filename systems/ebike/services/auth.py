@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import secrets
 from datetime import UTC, datetime
 from functools import cache
@@ -19,6 +18,7 @@ from ebike.contracts.api import Dto, rfc3339
 from ebike.contracts.events import Role, UserLoggedIn, UserRegistered
 from junction.errors import BadRequest, Conflict, HttpError
 from junction.events import Event
+from junction.gateway.sessions import Sessions
 from junction.service import Service
 from junction.uow import UnitOfWork
 
@@ -38,14 +38,9 @@ users = service.table(
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
 )
-sessions = service.table(
-    "sessions",
-    # SHA-256 of the token, not the token: a leaked table does not hand out live sessions.
-    Column("token_hash", String, primary_key=True),
-    Column("user_id", String, ForeignKey("users.id"), nullable=False),
-    Column("created_at", Float, nullable=False),
-    Column("revoked_at", Float),
-)
+# Opaque session ids that logout revokes; the gateway signs the JWT that carries one (its keys are files,
+# spec section 9). The column names are those of data directories made before the platform kept sessions.
+sessions = Sessions(service, hash_column="token_hash", user_key="users.id")
 bootstrap_claim = service.table(
     "bootstrap_claim",
     # At most one row, ever: the first bootstrap admin claims the slot, so two concurrent
@@ -142,34 +137,24 @@ def _announce(uow: UnitOfWork, user_id: str, *events: Event) -> None:
     uow.append(f"user-{user_id}", *events, key=user_id)
 
 
-def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def open_session(uow: UnitOfWork, user: dict[str, Any], now: float) -> tuple[str, UserLoggedIn]:
     """Start a session for ``user`` (a users row as a dict, updated in place); its id and the login event."""
-    # Session ids are bearer secrets (X-Session-ID is all GET /auth needs), so they are 256 random
-    # bits rather than Snowflakes, which encode a timestamp and a counter and can be guessed.
-    token = secrets.token_urlsafe(32)
-    uow.execute(
-        sessions.insert().values(token_hash=_token_hash(token), user_id=user["id"], created_at=now),
-        users.update().where(users.c.id == user["id"]).values(last_login=now, updated_at=now),
-    )
+    # The session id is a bearer secret: X-Session-ID is all GET /auth needs.
+    session_id = sessions.open(uow, user["id"])
+    uow.execute(users.update().where(users.c.id == user["id"]).values(last_login=now, updated_at=now))
     user.update(last_login=now, updated_at=now)
-    return token, UserLoggedIn(id=user["id"], username=user["username"], timestamp=_at(now))
+    return session_id, UserLoggedIn(id=user["id"], username=user["username"], timestamp=_at(now))
 
 
 async def _active_session(uow: UnitOfWork, request: Request) -> tuple[str, Any]:
-    token = request.headers.get("X-Session-ID", "")
-    if not token:
+    session_id = request.headers.get("X-Session-ID", "")
+    if not session_id:
         raise BadRequest(INVALID_SESSION)
-    row = await uow.fetch_one(
-        select(users, sessions.c.token_hash).join(sessions, sessions.c.user_id == users.c.id)
-        .where(sessions.c.token_hash == _token_hash(token), sessions.c.revoked_at.is_(None))
-    )
+    # One query: the gateway asks this on every request.
+    row = await uow.fetch_one(select(users).where(users.c.id == sessions.user_query(session_id).scalar_subquery()))
     if row is None:
         raise BadRequest(INVALID_SESSION)
-    return token, row
+    return session_id, row
 
 
 async def _find_user(uow: UnitOfWork, username: str) -> Any | None:
@@ -218,9 +203,8 @@ async def login(body: LoginIn, uow: UnitOfWork) -> UserOut:
 @service.route("POST", "/logout")
 async def logout(request: Request, uow: UnitOfWork) -> dict[str, str]:
     """Revoke the session named by X-Session-ID."""
-    token, _ = await _active_session(uow, request)
-    uow.execute(sessions.update().where(sessions.c.token_hash == _token_hash(token))
-                .values(revoked_at=uow.clock.timestamp()))
+    session_id, _ = await _active_session(uow, request)
+    sessions.revoke(uow, session_id)
     return {"status": "success"}
 
 

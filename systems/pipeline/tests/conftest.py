@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer
 
 from junction.clock import VirtualClock
 from junction.mail import MailSink
+from junction.mail.testing import received
 from junction.runtime import Runtime
 from junction.testing import Distributed, running
 from pipeline.contracts.events import USER_EVENTS
@@ -65,11 +66,8 @@ class Pipeline:
         return await self.request("POST", "/ingest", raw=raw, headers={"content-type": kind})
 
     async def mails(self) -> list[dict[str, Any]]:
-        """The sink's mails, as its Mailpit-compatible API lists them."""
-        async with httpx.AsyncClient(base_url=self.sink.url) as api:
-            answer = await api.get("/api/v1/messages", params={"limit": 1000})
-            listed: list[dict[str, Any]] = answer.json()["messages"]
-            return listed
+        """The sink's mails, each as its Mailpit-compatible API gives it (its text too), newest first."""
+        return await received(self.sink)
 
     async def user_records(self) -> list[tuple[bytes | None, bytes | None]]:
         """Every record on topic ``user-events`` (distributed): key and value."""
@@ -89,21 +87,6 @@ class Pipeline:
     async def settle(self) -> None:
         """Let every consumer, relay and the mail sender catch up."""
         await self.runtime.settle()
-
-
-@contextlib.asynccontextmanager
-async def mail_sink_in(directory: Path, patch: pytest.MonkeyPatch) -> AsyncIterator[MailSink]:
-    """A real SMTP sink on free ports, made the mail server of the pipelines started meanwhile."""
-    async with MailSink(directory / "mail", smtp_port=0, http_port=0) as sink:
-        patch.setenv("JUNCTION_SMTP_PORT", str(sink.smtp_port))
-        yield sink
-
-
-@pytest.fixture
-async def mail_sink(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[MailSink]:
-    """A real SMTP sink on free ports, where this test's mails go."""
-    async with mail_sink_in(tmp_path, monkeypatch) as sink:
-        yield sink
 
 
 @contextlib.asynccontextmanager

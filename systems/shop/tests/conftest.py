@@ -17,6 +17,7 @@ import pytest
 
 from junction.clock import VirtualClock
 from junction.mail import MailSink
+from junction.mail.testing import received
 from junction.runtime import Runtime
 from junction.testing import Distributed, running
 from shop.contracts.events import OrderPlaced
@@ -77,10 +78,8 @@ class Shop:
         return [e.event for e in log if isinstance(e.event, OrderPlaced)]
 
     async def mails(self) -> list[dict[str, Any]]:
-        """The sink's mails, as its Mailpit-compatible API lists them, each with its text."""
-        async with httpx.AsyncClient(base_url=self.sink.url) as api:
-            listed = (await api.get("/api/v1/messages", params={"limit": 1000})).json()["messages"]
-            return [(await api.get(f"/api/v1/message/{m['ID']}")).json() for m in listed]
+        """The sink's mails, each as its Mailpit-compatible API gives it (its text too), newest first."""
+        return await received(self.sink)
 
     def inventory(self) -> Any:
         """A stub of inventory's gRPC service, as another service calls it."""
@@ -90,21 +89,6 @@ class Shop:
     async def settle(self) -> None:
         """Let every consumer, relay and the mail sender catch up."""
         await self.runtime.settle()
-
-
-@contextlib.asynccontextmanager
-async def mail_sink_in(directory: Path, patch: pytest.MonkeyPatch) -> AsyncIterator[MailSink]:
-    """A real SMTP sink on free ports, made the mail server of the shops started meanwhile."""
-    async with MailSink(directory / "mail", smtp_port=0, http_port=0) as sink:
-        patch.setenv("JUNCTION_SMTP_PORT", str(sink.smtp_port))
-        yield sink
-
-
-@pytest.fixture
-async def mail_sink(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[MailSink]:
-    """A real SMTP sink on free ports, where this test's mails go."""
-    async with mail_sink_in(tmp_path, monkeypatch) as sink:
-        yield sink
 
 
 @contextlib.asynccontextmanager

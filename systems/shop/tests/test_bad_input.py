@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from shop.tests.conftest import USER, Shop, mail_sink_in, open_shop, order_body
+from junction.mail.testing import mail_sink_in
+from shop.tests.conftest import USER, Shop, open_shop, order_body
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

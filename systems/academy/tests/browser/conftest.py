@@ -7,7 +7,6 @@ under test (users, approvals) goes through the JSON API.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,19 +26,12 @@ TIME_SCALE = 60.0  # a platform minute lasts a wall second
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The running system's URL."""
     data_dir = tmp_path_factory.mktemp("academy-browser")
-    saved = {k: os.environ.get(k) for k in ("JUNCTION_SMTP_PORT", "JUNCTION_MAIL_SINK_PORT")}
-    os.environ["JUNCTION_SMTP_PORT"], os.environ["JUNCTION_MAIL_SINK_PORT"] = str(free_port()), str(free_port())
-    try:
-        subprocess.run([*JUNCTION, "academy", "create-admin", ADMIN[0], "--password", ADMIN[1], "--data-dir",
-                        str(data_dir / "data")], check=True, capture_output=True)
-        with served("academy", data_dir, "--time-scale", str(TIME_SCALE)) as url:
-            yield url
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    subprocess.run([*JUNCTION, "academy", "create-admin", ADMIN[0], "--password", ADMIN[1], "--data-dir",
+                    str(data_dir / "data")], check=True, capture_output=True)
+    # its mail sink on free ports: other sinks (other test sessions, a developer's) may hold 1025 and 8025
+    mail_ports = {"JUNCTION_SMTP_PORT": str(free_port()), "JUNCTION_MAIL_SINK_PORT": str(free_port())}
+    with served("academy", data_dir, "--time-scale", str(TIME_SCALE), env=mail_ports) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
