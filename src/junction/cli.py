@@ -33,6 +33,7 @@ from junction.logs import configure as configure_logging
 from junction.queues import QueueSources, has_queues
 from junction.runtime import Runtime, System
 from junction.server import clock_for, running_url, serve
+from junction.server import run as run_server
 from junction.store import Store
 from junction.topology import Topology, clock_from_config
 
@@ -136,7 +137,7 @@ def run(
             runtime.spawn(f"companion:{companion.name}", companion.serve(directory))
 
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(runtime, host, chosen, start=start))
+        run_server(serve(runtime, host, chosen, start=start))
 
 
 @app.command("serve")
@@ -163,8 +164,8 @@ def serve_part(
     only = [] if service == "gateway" else [service]
     runtime = topology.runtime(spec, directory, clock_from_config(config), only=only, edge=service == "gateway")
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(runtime, str(config.get("host", host)), chosen, start=topology.start,
-                          run_file=service == "gateway"))
+        run_server(serve(runtime, str(config.get("host", host)), chosen, start=topology.start,
+                         run_file=service == "gateway"))
 
 
 @app.command()

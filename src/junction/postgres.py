@@ -114,7 +114,7 @@ from junction.errors import ConcurrencyError, StoreError
 from junction.events import Envelope, dumps
 from junction.signal import Signal
 from junction.sqlite import envelope_from_json, envelope_from_row, envelope_to_json
-from junction.store import Append, Batch, Parked, RowWrite, Snapshot, Store, Timer, row_statement, runs
+from junction.store import Append, Batch, Lease, Parked, RowWrite, Snapshot, Store, Timer, row_statement, runs
 
 if TYPE_CHECKING:
     from junction.service import Service
@@ -744,6 +744,22 @@ def _count(status: str) -> int:
     return int(status.rsplit(" ", 1)[-1])
 
 
+class _AdvisoryLease(Lease):
+    """A lease held as an advisory lock of a connection kept open for it."""
+
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self._connection: asyncpg.Connection | None = connection
+
+    def held(self) -> bool:
+        return self._connection is not None and not self._connection.is_closed()
+
+    async def release(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None and not connection.is_closed():
+            with contextlib.suppress(Exception):
+                await connection.close(timeout=5)
+
+
 class PostgresStore(Store):
     """A service store in one PostgreSQL database (``dsn`` names it)."""
 
@@ -1285,6 +1301,21 @@ class PostgresStore(Store):
             " FROM junction.parked head WHERE head.id = $1 AND p.subscription = head.subscription AND p.key = head.key",
             parked_id, error, attempts,
         )
+
+    async def try_lease(self, name: str) -> Lease | None:
+        # A session-level advisory lock on a connection of its own, per database: PostgreSQL releases it when
+        # the connection ends, so a holder that dies (or loses its connection) gives the lease up.
+        connection = await asyncpg.connect(self.dsn, timeout=10, server_settings={
+            "application_name": f"junction/{self.service}/lease"[:63]})
+        try:
+            taken = await connection.fetchval("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", name)
+        except BaseException:
+            connection.terminate()
+            raise
+        if not taken:
+            await connection.close()
+            return None
+        return _AdvisoryLease(connection)
 
     async def drop_parked(self, subscription: str, key: str) -> int:
         async with self.pool.acquire() as connection, connection.transaction():

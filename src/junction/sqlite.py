@@ -13,13 +13,15 @@ same transaction as the events.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, BinaryIO, cast
 
 from sqlalchemy import MetaData, Table, create_engine, event, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -32,7 +34,19 @@ from junction.errors import ConcurrencyError, StoreError
 from junction.events import Envelope, dumps
 from junction.ids import encode
 from junction.signal import Signal
-from junction.store import ANY_VERSION, Batch, Parked, RowWrite, Snapshot, Store, Timer, row_statement, runs
+from junction.store import (
+    ANY_VERSION,
+    ROW_STATEMENTS_KEPT,
+    Batch,
+    Lease,
+    Parked,
+    RowWrite,
+    Snapshot,
+    Store,
+    Timer,
+    row_statement,
+    runs,
+)
 
 # cache_size: up to 64 MiB of pages per store (SQLite's default is 2 MiB), taken only as a store grows: a
 # projection over a million rows replays about 30 % faster when its indexes stay in memory.
@@ -106,6 +120,40 @@ def envelope_from_json(text_: str) -> Envelope:
     """The inverse of envelope_to_json."""
     raw = json.loads(text_)
     return Envelope.from_json(raw)
+
+
+_UNKNOWN: Any = object()
+# row-write statement -> (its SQL, its parameters' names in order), or None when SQLAlchemy must bind its values
+PlainSql = tuple[str, tuple[str, ...], tuple[Callable[[Any], Any] | None, ...]]
+_PLAIN_SQL: dict[Executable, PlainSql | None] = {}
+
+
+def _plain_sql(statement: Executable, write: RowWrite, conn: Connection) -> PlainSql | None:
+    """The SQLite SQL of a row-write statement, its parameters' names in order and their types' conversions
+    (SQLAlchemy's bind processors, applied as it applies them), when every parameter is one of the row's (no
+    column default filled in by SQLAlchemy)."""
+    compiled = statement.compile(dialect=conn.dialect)  # type: ignore[attr-defined]
+    if compiled.positiontup is None or not set(compiled.positiontup) <= set(write.parameters()):
+        return None
+    names = tuple(compiled.positiontup)
+    processors = compiled._bind_processors
+    return compiled.string, names, tuple(processors.get(name) for name in names)
+
+
+class _FileLease(Lease):
+    """A lease held as an exclusive lock on an open file."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self._handle: BinaryIO | None = handle
+
+    def held(self) -> bool:
+        return self._handle is not None
+
+    async def release(self) -> None:
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
 
 
 class SqliteStore(Store):
@@ -183,9 +231,11 @@ class SqliteStore(Store):
                     if rows is None:
                         batch.check_rows(index, conn.execute(cast(Executable, write)).rowcount)
                     else:
-                        conn.execute(row_statement(sqlite_insert, cast(RowWrite, write)), rows)
+                        self._write_rows(cast(RowWrite, write), rows)
                 except IntegrityError as error:
                     raise ConcurrencyError(f"a unique row ({error.orig})") from None
+                except sqlite3.IntegrityError as error:
+                    raise ConcurrencyError(f"a unique row ({error})") from None
             if batch.cancelled_timers:  # before inserts: a fired timer may be re-armed under its own id
                 raw.executemany("DELETE FROM timers WHERE id = ?", [(t,) for t in batch.cancelled_timers])
             for timer in batch.timers:
@@ -225,6 +275,26 @@ class SqliteStore(Store):
         if appended:
             self._appended.notify()
         return appended
+
+    def _write_rows(self, write: RowWrite, rows: list[dict[str, Any]]) -> None:
+        """Run a row-write statement over ``rows``: straight on the driver with the statement's SQL compiled once
+        (its values need no conversion: plain numbers and text), else through SQLAlchemy."""
+        statement = row_statement(sqlite_insert, write)
+        plain = _PLAIN_SQL.get(statement, _UNKNOWN)
+        if plain is _UNKNOWN:
+            if len(_PLAIN_SQL) >= ROW_STATEMENTS_KEPT:
+                _PLAIN_SQL.clear()
+            plain = _PLAIN_SQL[statement] = _plain_sql(statement, write, self.connection)
+        if plain is None:
+            self.connection.execute(statement, rows)
+            return
+        sql, names, processors = plain
+        if any(processors):
+            self.raw.executemany(sql, [tuple(row[name] if convert is None else convert(row[name])
+                                             for name, convert in zip(names, processors, strict=True))
+                                       for row in rows])
+        else:
+            self.raw.executemany(sql, [tuple(row[name] for name in names) for row in rows])
 
     def _append(self, batch: Batch) -> int:
         """Insert every append of the batch; the position of the last one.
@@ -391,6 +461,18 @@ class SqliteStore(Store):
             "UPDATE parked SET retry_requested = 0 WHERE (subscription, key) = "
             "(SELECT subscription, key FROM parked WHERE id = ?)", (parked_id,))
         raw.execute("COMMIT")
+
+    async def try_lease(self, name: str) -> Lease | None:
+        # A lock file beside the database: the processes that may share an SQLite file are on one machine,
+        # and the kernel releases the lock when its holder dies.
+        path = self.path.with_name(f"{self.path.name}.lease-{hashlib.sha1(name.encode()).hexdigest()[:16]}")
+        handle = path.open("a+b")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            return None
+        return _FileLease(handle)
 
     async def drop_parked(self, subscription: str, key: str) -> int:
         raw = self.raw

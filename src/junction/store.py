@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from sqlalchemy import MetaData, Table, bindparam
-from sqlalchemy.sql import Executable
+from sqlalchemy.sql import ClauseElement, Executable
 
 from junction.errors import ConditionFailed
 from junction.events import Envelope
@@ -94,29 +94,53 @@ class RowWrite:
     update: dict[str, Any] | None = None
 
     @property
-    def shape(self) -> tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
-        """What the rows written by one statement share: the table, the columns, the keys, the updated columns."""
-        return self.table.name, tuple(self.values), self.keys, tuple(self.update or ())
+    def shape(self) -> tuple[str, tuple[str, ...], tuple[str, ...], tuple[Any, ...]]:
+        """What the rows written by one statement share: the table, the columns, the keys, the updated columns
+        (with the identity of an SQL expression given for one, such as ``count + 1``: the statement embeds it)."""
+        return self.table.name, tuple(self.values), self.keys, _update_shape(self.update)
 
     def parameters(self) -> dict[str, Any]:
         """This row's values for ``row_statement``'s bind parameters."""
         return {**{f"v_{k}": v for k, v in self.values.items()},
-                **{f"u_{k}": v for k, v in (self.update or {}).items()}}
+                **{f"u_{k}": v for k, v in (self.update or {}).items() if not isinstance(v, ClauseElement)}}
+
+
+def _update_shape(update: dict[str, Any] | None) -> tuple[Any, ...]:
+    return tuple((k, id(v)) if isinstance(v, ClauseElement) else k for k, v in (update or {}).items())
 
 
 Write = Executable | RowWrite  # what a unit of work queues for the service's tables
 
 
+_ROW_STATEMENTS: dict[tuple[Any, ...], Executable] = {}
+ROW_STATEMENTS_KEPT = 4096  # shapes are few (a service's tables and the columns its code writes): a bound anyway
+
+
 def row_statement(insert: Callable[[Table], Any], upsert: RowWrite) -> Executable:
     """The statement that writes every row of ``upsert``'s shape, its values bound by name
-    (``RowWrite.parameters``); ``insert`` is the dialect's insert construct (SQLite's, PostgreSQL's)."""
+    (``RowWrite.parameters``); ``insert`` is the dialect's insert construct (SQLite's, PostgreSQL's).
+
+    Made once per shape and kept: building an insert with SQLAlchemy (coercing every column and bind
+    parameter, then its cache key) costs more than executing it on a request's hot path."""
+    # an expression's id stands for it while the kept statement (which holds it) keeps it alive
+    key = (insert, upsert.table, tuple(upsert.values), upsert.keys, _update_shape(upsert.update))
+    statement = _ROW_STATEMENTS.get(key)
+    if statement is None:
+        if len(_ROW_STATEMENTS) >= ROW_STATEMENTS_KEPT:
+            _ROW_STATEMENTS.clear()
+        statement = _ROW_STATEMENTS[key] = _row_statement(insert, upsert)
+    return statement
+
+
+def _row_statement(insert: Callable[[Table], Any], upsert: RowWrite) -> Executable:
     statement = insert(upsert.table).values({k: bindparam(f"v_{k}") for k in upsert.values})
     if not upsert.keys:  # a plain insert: a clash is a unique violation, as for any statement
         return cast(Executable, statement)
     if not upsert.update:
         return cast(Executable, statement.on_conflict_do_nothing(index_elements=list(upsert.keys)))
     return cast(Executable, statement.on_conflict_do_update(
-        index_elements=list(upsert.keys), set_={k: bindparam(f"u_{k}") for k in upsert.update}))
+        index_elements=list(upsert.keys),
+        set_={k: v if isinstance(v, ClauseElement) else bindparam(f"u_{k}") for k, v in upsert.update.items()}))
 
 
 def runs(statements: Sequence[Write]) -> Iterator[tuple[int, Write, list[dict[str, Any]] | None]]:
@@ -278,3 +302,21 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def drop_parked(self, subscription: str, key: str) -> int:
         """Drop the failing head message of a parked key; how many were dropped."""
+
+    @abc.abstractmethod
+    async def try_lease(self, name: str) -> Lease | None:
+        """Take the lease ``name`` on this store's data unless another holder (another process, another
+        replica of the service) has it: for work that one replica of a service must do, such as relaying
+        its outbox. The lease ends with ``release`` or when its holder dies."""
+
+
+class Lease(abc.ABC):
+    """A lease taken by ``Store.try_lease``."""
+
+    @abc.abstractmethod
+    def held(self) -> bool:
+        """False once the lease is lost (its connection broke) or released."""
+
+    @abc.abstractmethod
+    async def release(self) -> None:
+        """Give the lease up."""

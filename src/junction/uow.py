@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Table
-from sqlalchemy.sql import ClauseElement, Executable
+from sqlalchemy.sql import Executable
 
 from junction.aggregate import Aggregate
 from junction.clock import Clock
@@ -129,11 +129,11 @@ class UnitOfWork:
 
     def upsert(self, table: Table, values: dict[str, Any], keys: Sequence[str],
                update: dict[str, Any] | None = None) -> None:
-        """Queue an insert that, when ``keys`` clash, applies ``update`` instead (or nothing)."""
-        if update and any(isinstance(v, ClauseElement) for v in update.values()):  # e.g. count + 1
-            self._batch.statements.append(self.store.upsert(table, values, keys, update))
-        else:  # plain values: written in runs of one prepared statement (``RowWrite``)
-            self._batch.statements.append(RowWrite(table, values, tuple(keys), update))
+        """Queue an insert that, when ``keys`` clash, applies ``update`` instead (or nothing).
+
+        Written in runs of one prepared statement (``RowWrite``), kept per shape; an SQL expression in ``update``
+        (``count + 1``) is part of the statement, so one made once (a module constant) keeps it prepared."""
+        self._batch.statements.append(RowWrite(table, values, tuple(keys), update))
 
     async def fetch_all(self, statement: Executable) -> Sequence[Any]:
         """Read the service's tables (committed state)."""

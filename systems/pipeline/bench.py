@@ -199,9 +199,19 @@ def request_head(method: str, path: str, key: str, content_type: str) -> bytes:
             f"Content-Type: {content_type}\r\n").encode()
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far; 0 where /proc cannot tell (not Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 @contextlib.asynccontextmanager
-async def process(*args: str, env: dict[str, str] | None = None, port: int) -> AsyncIterator[None]:
-    """``python -m <args>`` as a process of its own, once ``port`` accepts connections; stopped afterwards."""
+async def process(*args: str, env: dict[str, str] | None = None, port: int) -> AsyncIterator[int]:
+    """``python -m <args>`` as a process of its own, once ``port`` accepts connections (its pid); stopped
+    afterwards."""
     child = await asyncio.create_subprocess_exec(sys.executable, "-m", *args, env={**os.environ, **(env or {})},
                                                  stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
     try:
@@ -216,7 +226,7 @@ async def process(*args: str, env: dict[str, str] | None = None, port: int) -> A
                 continue
             writer.close()
             break
-        yield
+        yield child.pid
     finally:
         if child.returncode is None:
             child.terminate()
@@ -232,8 +242,10 @@ async def run(console: Console, quick: bool) -> dict[str, Any]:
         key = create_key(data)
         env = {"JUNCTION_SMTP_PORT": str(smtp)}
         async with process("junction", "mail-sink", "--smtp-port", str(smtp), "--http-port", str(sink_http),
-                           "--data-dir", str(Path(tmp) / "mail"), port=smtp), \
-                process("pipeline.bench", str(data), str(port), env=env, port=port):
+                           "--data-dir", str(Path(tmp) / "mail"), port=smtp) as sink_pid, \
+                process("pipeline.bench", str(data), str(port), env=env, port=port) as system_pid:
+            # who used the 2 cores: the system, the mail sink and this load generator (it shares them)
+            pids = {"system": system_pid, "mail_sink": sink_pid, "load": os.getpid()}
             pool = Pool(port)
             users = request_head("POST", "/users", key, "application/json")
             ingest = request_head("POST", "/ingest", key, "application/x-ndjson")
@@ -261,24 +273,32 @@ async def run(console: Console, quick: bool) -> dict[str, Any]:
                          ("processing", f"POST /ingest ({BATCH} readings)", 10_000 / BATCH, batch, 202, BATCH)]
             for service, path, rate, make, accepted, unit in scenarios:
                 console.print(f"{service}: {path} at {rate * unit:,.0f}/s for {seconds:g} s ...")
+                before = {name: cpu_seconds(pid) for name, pid in pids.items()}
                 outcome = await constant_rate(pool, rate, seconds, make, accepted)
+                during = {name: cpu_seconds(pid) for name, pid in pids.items()}
                 # how long the consumers (welcome mails, aggregates, analytics) take to catch up, before the next
                 caught_up = await drained(port)
+                after = {name: cpu_seconds(pid) for name, pid in pids.items()}
+                cpu = {"load_s": {n: round(during[n] - before[n], 2) for n in pids},
+                       "catching_up_s": {n: round(after[n] - during[n], 2) for n in pids}}
                 pool.close()  # the server closes connections idle for its keep-alive timeout meanwhile
                 results.append({"service": service, "path": path, "target_per_s": round(rate * unit),
-                                **outcome.figures(unit), "drained_s": caught_up, "page": PAGE[service]})
+                                **outcome.figures(unit), "drained_s": caught_up, "cpu": cpu, "page": PAGE[service]})
             pool.close()
     table = Table("service", "load", "target/s", "achieved/s", "page /s", "mean ms", "page mean", "p99 ms",
-                  "page p99", "errors", "caught up (s)")
+                  "page p99", "errors", "caught up (s)", "CPU s system/sink/load")
     for r in results:
         page = r["page"]
         table.add_row(r["service"], r["path"], f"{r['target_per_s']:,}", f"{r['achieved_per_s']:,}",
                       f"{page['per_s']:,}", f"{r['mean_ms']:.1f}", f"{page['mean_ms']:g}", f"{r['p99_ms']:.1f}",
-                      f"{page['p99_ms']:g}", str(r["errors"]), f"{r['drained_s']:g}")
+                      f"{page['p99_ms']:g}", str(r["errors"]), f"{r['drained_s']:g}",
+                      "/".join(f"{v:g}" for v in r["cpu"]["load_s"].values()))
     console.print(table)
     console.print("Open constant-arrival-rate load over loopback keep-alive connections; latency from when each "
                   "request was due; 'caught up': seconds after the load until every consumer and the mail "
-                  "sender were done. Embedded pipeline (SQLite) under uvicorn in its own process; processing "
+                  "sender were done; CPU s: seconds of CPU each process used during the load (system, mail sink, this "
+                  "load generator) out of 2 x the load's duration. Embedded pipeline (SQLite) under uvicorn in its own "
+                  "process; processing "
                   "figures per second are readings (requests x batch size). The page's hardware, tool and "
                   f"duration are unstated; this machine has {os.cpu_count()} cores shared by load and system.")
     return {"benchmark": "pipeline", "seconds": seconds, "batch": BATCH, "results": results}
@@ -288,13 +308,14 @@ def serve(data_dir: str, port: str) -> None:
     """The system as ``junction run`` serves it, without the companions (the mail sink runs apart)."""
     from junction.logs import configure
     from junction.runtime import Runtime
+    from junction.server import run as run_server
     from junction.server import serve as serve_runtime
     from pipeline.system import build
 
     configure("WARNING")  # a log line per request would be measured as the system's
     runtime = Runtime(build(), Path(data_dir))
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve_runtime(runtime, HOST, int(port), run_file=False))
+        run_server(serve_runtime(runtime, HOST, int(port), run_file=False))
 
 
 if __name__ == "__main__":

@@ -191,3 +191,16 @@ def test_backoff_grows_then_settles_on_the_slow_retry() -> None:
     retry = MailRetry(first_delay=0.1, max_delay=1.0, slow_after=6, slow_delay=30.0)
     assert [retry.delay(n) for n in range(1, 8)] == [0.1, 0.2, 0.4, 0.8, 1.0, 30.0, 30.0]
     assert message_id("notify", "mail", "7") == message_id("notify", "mail", "7") != message_id("notify", "mail", "8")
+
+
+async def test_a_burst_goes_over_several_connections_each_mail_once(tmp_path: Path, smtp_port: int) -> None:
+    async with MailSink(tmp_path / "mail", smtp_port=smtp_port, http_port=0) as sink, runtime(tmp_path) as system:
+        sender = mailer.sender(system.service("notify"))
+        assert sender.connections > 1
+        for seq in range(37):  # not a multiple of the connections: uneven shares
+            await place(system, "ann", seq)
+        await system.settle()
+        assert subjects(sink) == sorted(f"Order {seq} confirmed" for seq in range(37))
+        assert (sink.received, sink.duplicates) == (37, 0)
+        status = sender_status(await system.status())
+        assert status["pending"] == 0 and status["sent"] == 37

@@ -7,6 +7,11 @@ up, and says so in the log and in its status (``junction status --json``, ``/met
 server refuses is retried on its own backoff while the others go on. A crash between the server's
 acceptance and the row being marked sends the mail again with the same Message-ID (see
 ``junction.mail.compose``), which the receiver de-duplicates.
+
+A batch of due mails is dealt out to a few SMTP connections that send at the same time (``CONNECTIONS``):
+each mail goes over exactly one of them, and only one batch is out at a time, so concurrency never sends
+a mail twice; accepted mails are recorded as sent a few to a commit (``MARK_EVERY``), and always before the
+connection's share ends, whether it ended well or not.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import aiosmtplib
 import structlog
 from sqlalchemy import Table, func, select
 
-from junction.mail.compose import compose
+from junction.mail.compose import compose, flat
 from junction.mail.settings import SmtpSettings
 from junction.store import Batch, Store
 
@@ -33,6 +38,8 @@ REFUSED = (aiosmtplib.SMTPRecipientsRefused, aiosmtplib.SMTPRecipientRefused, ai
            aiosmtplib.SMTPDataError)
 # nothing answered (as opposed to a server that answered but would not take mail: login, TLS, ...)
 UNREACHABLE = (ConnectionError, TimeoutError, aiosmtplib.SMTPConnectError, aiosmtplib.SMTPTimeoutError)
+CONNECTIONS = 4  # SMTP connections a sender delivers over at once: a round trip each per command hides the others'
+MARK_EVERY = 25  # accepted mails recorded as sent per commit (a crash re-sends at most these, same Message-IDs)
 
 
 @dataclass(frozen=True)
@@ -64,7 +71,8 @@ class MailSender:
     """Delivers one service store's outbox rows; ``notify`` wakes it when a row was committed."""
 
     def __init__(self, store: Store, table: Table, name: str, mail_from: str, settings: SmtpSettings,
-                 retry: MailRetry, batch_size: int = 100, poll_interval: float = 5.0) -> None:
+                 retry: MailRetry, batch_size: int = 100, poll_interval: float = 5.0,
+                 connections: int = CONNECTIONS) -> None:
         self.store = store
         self.table = table
         self.name = name  # service/mailer, for logs
@@ -72,6 +80,7 @@ class MailSender:
         self.settings = settings
         self.retry = retry
         self.batch_size = batch_size
+        self.connections = max(1, connections)
         self.poll_interval = poll_interval  # a safety net: commits wake the sender at once
         self.sent = 0  # mails the server accepted since start
         self.failures = 0  # failed connections in a row
@@ -112,42 +121,77 @@ class MailSender:
                         await self._wake.wait()
 
     async def deliver(self) -> float:
-        """Deliver the mails that are due; seconds until it is worth trying again (0: more are due now)."""
+        """Deliver the mails that are due; seconds until it is worth trying again (0: more are due now).
+
+        The due rows are dealt out to up to ``connections`` SMTP connections that send at the same time (each
+        row to one of them, so no mail goes twice); each connection marks the mails its server accepted, a few
+        at a time in one commit and the rest before it returns, whatever ends it."""
         rows = await self._due(self.batch_size)
         if not rows:
             return await self._until_next()
         self.delivering = True
         try:
-            async with self._client() as smtp:
-                for row in rows:
-                    try:
-                        refused, _ = await smtp.send_message(compose(row, self.mail_from))
-                    except REFUSED as error:
-                        await self._recorded(self._refused(row, error))
-                        continue
-                    await self._recorded(self._mark_sent(row["key"]))
-                    self.sent += 1
-                    if refused:  # accepted for the others: a retry would duplicate their copies
-                        log.warning("mail sent, some recipients refused", sender=self.name, key=row["key"],
-                                    refused=sorted(refused))
-        except (OSError, TimeoutError, aiosmtplib.SMTPException) as error:  # unreachable, or unwilling to talk
-            self.failures += 1
-            self.down, self.last_error = True, describe(error)
-            self.unreachable = isinstance(error, UNREACHABLE) or (
-                isinstance(error, OSError) and not isinstance(error, aiosmtplib.SMTPException))
-            delay = self.retry.delay(self.failures)
-            if self.failures < self.retry.slow_after:
-                log.warning("mail server unreachable", sender=self.name, error=self.last_error, retry_in=delay)
-            elif (self.failures - self.retry.slow_after) % 10 == 0:  # loud, but not at every slow retry
-                log.error("mail server unreachable, still retrying", sender=self.name, error=self.last_error,
-                          attempts=self.failures, retry_every=delay)
-            return delay
+            share = -(-len(rows) // self.connections)  # ceil: consecutive rows per connection
+            outcomes = await asyncio.gather(*(self._deliver_over_one(rows[i:i + share])
+                                              for i in range(0, len(rows), share)), return_exceptions=True)
+            for outcome in outcomes:  # the store's failure first: the loop logs it and comes back later
+                if isinstance(outcome, StoreFailed):
+                    raise outcome
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
+                    raise outcome  # a cancellation
+            failed = next((o for o in outcomes if isinstance(o, BaseException)), None)
+            if failed is not None:
+                if not isinstance(failed, (OSError, TimeoutError, aiosmtplib.SMTPException)):
+                    raise failed
+                return self._server_failed(failed)
         finally:
             self.delivering = False
         if self.down:
             log.info("mail server reachable again", sender=self.name, after_attempts=self.failures)
         self.failures, self.down, self.unreachable = 0, False, False
         return 0.0 if len(rows) == self.batch_size else await self._until_next()
+
+    async def _deliver_over_one(self, rows: list[Any]) -> None:
+        """Send ``rows`` in turn over one connection; record each accepted one as sent (``MARK_EVERY`` a commit)."""
+        accepted: list[str] = []
+        try:
+            async with self._client() as smtp:
+                for row in rows:
+                    try:
+                        prepared = flat(row, self.mail_from)
+                        if prepared is None:
+                            refused, _ = await smtp.send_message(compose(row, self.mail_from))
+                        else:
+                            refused, _ = await smtp.sendmail(*prepared)
+                    except REFUSED as error:
+                        await self._recorded(self._refused(row, error))
+                        continue
+                    accepted.append(row["key"])
+                    self.sent += 1
+                    if refused:  # accepted for the others: a retry would duplicate their copies
+                        log.warning("mail sent, some recipients refused", sender=self.name, key=row["key"],
+                                    refused=sorted(refused))
+                    if len(accepted) >= MARK_EVERY:
+                        marked, accepted = accepted, []
+                        await self._recorded(self._mark_sent(marked))
+        finally:  # what the server accepted is recorded even when the connection failed afterwards
+            if accepted:
+                await self._recorded(self._mark_sent(accepted))
+
+    def _server_failed(self, error: BaseException) -> float:
+        """Count a failed connection (unreachable, or unwilling to talk); the delay before the next attempt."""
+        self.failures += 1
+        self.down, self.last_error = True, describe(error)
+        self.unreachable = isinstance(error, UNREACHABLE) or (
+            isinstance(error, OSError) and not isinstance(error, aiosmtplib.SMTPException))
+        delay = self.retry.delay(self.failures)
+        if self.failures < self.retry.slow_after:
+            log.warning("mail server unreachable", sender=self.name, error=self.last_error, retry_in=delay)
+        elif (self.failures - self.retry.slow_after) % 10 == 0:  # loud, but not at every slow retry
+            log.error("mail server unreachable, still retrying", sender=self.name, error=self.last_error,
+                      attempts=self.failures, retry_every=delay)
+        return delay
 
     def _client(self) -> aiosmtplib.SMTP:
         s = self.settings
@@ -163,11 +207,11 @@ class MailSender:
         except Exception as error:
             raise StoreFailed(describe(error)) from error
 
-    async def _mark_sent(self, key: str) -> None:
-        """Record that the server accepted the mail (only now: a crash before re-sends it)."""
+    async def _mark_sent(self, keys: list[str]) -> None:
+        """Record that the server accepted these mails (only now: a crash before re-sends them)."""
         t = self.table
         await self.store.commit(Batch(statements=[
-            t.update().where(t.c.key == key).values(sent_at=time.time(), last_error=None)]))
+            t.update().where(t.c.key.in_(keys)).values(sent_at=time.time(), last_error=None)]))
 
     async def _refused(self, row: Any, error: BaseException) -> None:
         attempts = row["attempts"] + 1

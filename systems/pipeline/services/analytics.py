@@ -49,11 +49,14 @@ metrics_view = service.projection("metrics", tables=[metric_minutes], batch=BATC
 MAX_MINUTES = 10_080  # minutes per answer at most (a week)
 
 
+ONE_MORE = {"count": users_per_day.c.count + 1}  # one expression for every event: its statement stays prepared
+
+
 @users_view.on("user", UserCreated)
 async def count_user(event: UserCreated, uow: UnitOfWork) -> None:
     """One more user on the day it was created."""
     day = uow.event_time().astimezone(UTC).date().isoformat()
-    uow.upsert(users_per_day, {"day": day, "count": 1}, keys=["day"], update={"count": users_per_day.c.count + 1})
+    uow.upsert(users_per_day, {"day": day, "count": 1}, keys=["day"], update=ONE_MORE)
 
 
 @metrics_view.on("processing", MinuteAggregated)
