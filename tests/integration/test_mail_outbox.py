@@ -7,10 +7,12 @@ import asyncio
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from junction.clock import VirtualClock
+from junction.ids import Snowflake
 from junction.mail import Mailer, MailRetry, MailSender, MailSink, message_id
 from junction.metrics import exposition
 from junction.postgres import postgres_stores
@@ -204,3 +206,37 @@ async def test_a_burst_goes_over_several_connections_each_mail_once(tmp_path: Pa
         assert (sink.received, sink.duplicates) == (37, 0)
         status = sender_status(await system.status())
         assert status["pending"] == 0 and status["sent"] == 37
+
+
+async def test_one_replica_sends_and_another_takes_over_when_it_stops(tmp_path: Path, smtp_port: int) -> None:
+    async with MailSink(tmp_path / "mail", smtp_port=smtp_port, http_port=0) as sink:
+        replica_store = sqlite_store(notify, tmp_path / "system")  # a second process over the same data
+        async with runtime(tmp_path) as system:
+            await replica_store.open()
+            replica = mailer.sender(SimpleNamespace(store=replica_store))
+            replica.standby_interval = 0.02
+            standing = asyncio.create_task(replica.run())
+            try:
+                async with asyncio.timeout(20):
+                    while not replica.standing_by:
+                        await asyncio.sleep(0.01)
+                for seq in range(5):
+                    await place(system, "ann", seq)
+                await system.settle()
+                assert (sink.received, replica.sent) == (5, 0)  # the runtime's sender delivered them all
+            except BaseException:
+                standing.cancel()
+                raise
+        try:  # the runtime stopped: its sender gave the lease up, the replica takes over
+            uow = UnitOfWork(replica_store, VirtualClock(), Snowflake(99))
+            for n in range(3):
+                mailer.send(uow, key=f"later-{n}", to="bob@example.com", subject=f"Later {n}", text="Hello.")
+            await uow.commit()
+            async with asyncio.timeout(20):
+                while sink.received < 8:
+                    await asyncio.sleep(0.02)
+            assert replica.leased and replica.sent == 3 and sink.duplicates == 0
+        finally:
+            standing.cancel()
+            await asyncio.gather(standing, return_exceptions=True)
+            await replica_store.close()

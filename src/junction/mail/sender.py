@@ -29,7 +29,7 @@ from sqlalchemy import Table, func, select
 
 from junction.mail.compose import compose, flat
 from junction.mail.settings import SmtpSettings
-from junction.store import Batch, Store
+from junction.store import Batch, Lease, Store
 
 log = structlog.get_logger()
 
@@ -88,6 +88,9 @@ class MailSender:
         self.unreachable = False  # ...because nothing answered: worth retrying as soon as something does
         self.last_error: str | None = None
         self.delivering = False
+        self.leased = False  # this sender holds the mailer's lease (it is the one delivering)
+        self.standing_by = False  # another replica of the service holds it
+        self.standby_interval = 2.0  # seconds between tries of a standing-by sender (real time: infrastructure)
         self._wake = asyncio.Event()
 
     # -- waking --------------------------------------------------------------------------------
@@ -102,8 +105,34 @@ class MailSender:
 
     # -- the loop ------------------------------------------------------------------------------
     async def run(self) -> None:
-        """Deliver until cancelled."""
+        """Deliver until cancelled. One sender per mailer delivers: replicas of a service take the store's lease
+        ``mail:<service>/<mailer>`` and the others stand by, taking over when the holder stops or dies."""
         while True:
+            lease = await self._lease()
+            self.leased = True
+            try:
+                await self._deliver_while(lease)
+            finally:
+                self.leased = False
+                await lease.release()
+
+    async def _lease(self) -> Lease:
+        """The mailer's lease on the service's store, waited for while another replica holds it."""
+        while True:
+            try:
+                lease = await self.store.try_lease(f"mail:{self.name}")
+            except Exception as error:  # the store is away: try again shortly, as for any other failure
+                log.warning("mail sender lease not taken", sender=self.name, error=describe(error))
+                lease = None
+            if lease is not None:
+                self.standing_by = False
+                return lease
+            self.standing_by = True
+            await asyncio.sleep(self.standby_interval)
+
+    async def _deliver_while(self, lease: Lease) -> None:
+        """Deliver while the lease is held."""
+        while lease.held():
             self._wake.clear()
             try:
                 delay = await self.deliver()
@@ -241,7 +270,10 @@ class MailSender:
 
     # -- for the runtime -----------------------------------------------------------------------
     async def idle(self) -> bool:
-        """True when nothing can be delivered now: no mail is due, or the server is down (``Runtime.settle``)."""
+        """True when nothing can be delivered now: no mail is due, the server is down, or another replica of the
+        service is the one delivering (``Runtime.settle``)."""
+        if self.standing_by:
+            return True
         if self.delivering or self._wake.is_set():
             return False
         if self.down:
