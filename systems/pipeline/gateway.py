@@ -15,18 +15,17 @@ aggregate and every new user as processing and user commit them (``junction.gate
 
 from __future__ import annotations
 
-import asyncio
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from junction.gateway.live import LiveFeed
 from junction.gateway.proxy import METHODS, ProxyEdge, ProxyRoute
 from junction.gateway.resilience import Resilience, Retry, SlidingWindow
+from junction.gateway.sse import sse_frame, sse_response
 from junction.runtime import Runtime
 from pipeline.contracts.api import MAX_BYTES, UNAUTHORIZED
 from pipeline.contracts.events import MinuteAggregated, UserCreated
@@ -41,7 +40,6 @@ POLICY = Resilience(
 ROUTES = [ProxyRoute("/users", "user", POLICY), ProxyRoute("/ingest", "processing", POLICY),
           ProxyRoute("/analytics", "analytics", POLICY), ProxyRoute("/notifications", "notification", POLICY)]
 DASHBOARD = Path(__file__).parent / "web" / "dashboard.html"
-KEEPALIVE = 15.0  # seconds between SSE comments, so proxies keep an idle stream open
 
 
 def unauthorized() -> Response:
@@ -89,27 +87,19 @@ def routes(runtime: Runtime) -> list[BaseRoute]:
         subscription = await feed.subscribe("processing", "user",
                                             types={MinuteAggregated.event_name, UserCreated.event_name})
 
-        async def stream() -> AsyncIterator[str]:
-            yield ": connected\n\n"
+        async def frames() -> AsyncIterator[str]:
             try:
-                while True:
-                    try:
-                        envelope = await asyncio.wait_for(anext(subscription), KEEPALIVE)
-                    except TimeoutError:
-                        yield ": keepalive\n\n"
-                        continue
+                async for envelope in subscription:
                     event = envelope.event
                     if isinstance(event, MinuteAggregated):
-                        data = {**event.model_dump(), "minute": iso_minute(event.minute)}
-                        yield f"event: minute\ndata: {json.dumps(data)}\n\n"
+                        yield sse_frame({**event.model_dump(), "minute": iso_minute(event.minute)}, event="minute")
                     elif isinstance(event, UserCreated):
                         day = envelope.occurred_at.date().isoformat()
-                        yield f"event: user\ndata: {json.dumps({'userId': event.user_id, 'day': day})}\n\n"
+                        yield sse_frame({"userId": event.user_id, "day": day}, event="user")
             finally:
                 await subscription.aclose()
 
-        return StreamingResponse(stream(), media_type="text/event-stream",
-                                 headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
+        return sse_response(frames())
 
     async def not_found(request: Request) -> Response:
         return JSONResponse({"error": "not found"}, status_code=404)

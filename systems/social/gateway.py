@@ -9,20 +9,19 @@ once the recommendation graph has taken the change, so what the page then asks f
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import structlog
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from junction.events import Envelope
-from junction.gateway.live import Broadcast, LiveFeed
+from junction.gateway.live import Broadcast, LiveFeed, Subscription
 from junction.gateway.proxy import ProxyRoute, proxy_edge
 from junction.gateway.resilience import Resilience, SlidingWindow
+from junction.gateway.sse import sse_frame, sse_response
 from junction.runtime import Runtime
 from social.contracts.events import FriendAdded, FriendRemoved, UserCreated, UserUpdated
 from social.web import PAGE
@@ -31,7 +30,6 @@ log = structlog.get_logger()
 
 POLICY = Resilience(breaker=SlidingWindow(size=20, failure_rate=0.5, open_for=5.0, half_open_calls=3),
                     time_limit=10.0)
-KEEP_ALIVE = 15.0  # seconds between SSE comments on a quiet graph (proxies close idle streams)
 CHANGES = {UserCreated.event_name: "user", UserUpdated.event_name: "user",
            FriendAdded.event_name: "friend-added", FriendRemoved.event_name: "friend-removed"}
 
@@ -76,28 +74,17 @@ class GraphChanges:
                     log.warning("graph change not confirmed by recommendation", error=repr(error))
                 self.changes.publish(change(envelope))
 
-    async def stream(self) -> AsyncIterator[str]:
-        """One page's SSE frames."""
+    async def subscribe(self) -> Subscription[dict[str, Any]]:
+        """A page's changes from now on (the logs followed from the first page on)."""
         await self._ensure_following()
-        async with self.changes.subscribe() as changes:
-            yield "retry: 1000\n\n"
-            pending = asyncio.ensure_future(anext(changes))
-            try:
-                while True:
-                    done, _ = await asyncio.wait({pending}, timeout=KEEP_ALIVE)
-                    if not done:
-                        yield ": keep-alive\n\n"
-                        continue
-                    try:
-                        item = pending.result()
-                    except StopAsyncIteration:
-                        return
-                    yield f"data: {json.dumps(item)}\n\n"
-                    pending = asyncio.ensure_future(anext(changes))
-            finally:
-                pending.cancel()
-                with contextlib.suppress(BaseException):
-                    await pending
+        return self.changes.subscribe()
+
+
+async def frames(changes: Subscription[dict[str, Any]]) -> AsyncIterator[str]:
+    """One page's SSE frames: each change as it comes."""
+    async with changes:
+        async for change in changes:
+            yield sse_frame(change)
 
 
 def routes(runtime: Runtime) -> list[BaseRoute]:
@@ -108,8 +95,7 @@ def routes(runtime: Runtime) -> list[BaseRoute]:
         return Response(PAGE, media_type="text/html; charset=utf-8")
 
     async def events(request: Request) -> Response:
-        return StreamingResponse(graph.stream(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return sse_response(frames(await graph.subscribe()))
 
     return [
         *proxy_edge(runtime, [ProxyRoute("/user", "user", POLICY, strip_prefix=True),

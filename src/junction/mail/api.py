@@ -17,13 +17,13 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from junction.gateway.sse import sse_response
 from junction.mail.mailbox import Mailbox
 from junction.mail.page import PAGE
 
-KEEP_ALIVE = 15.0  # seconds between comments on an idle stream, so proxies keep it open
 MAX_BACKLOG = 1000  # events queued for one slow client before it is dropped (its browser reconnects)
 
 
@@ -54,16 +54,7 @@ class Feed:
         queue: asyncio.Queue[str | None] = asyncio.Queue()
         self._clients.add(queue)
         try:
-            yield "retry: 1000\n\n"
-            while True:
-                try:
-                    async with asyncio.timeout(KEEP_ALIVE):
-                        frame = await queue.get()
-                except TimeoutError:
-                    yield ": keep-alive\n\n"
-                    continue
-                if frame is None:
-                    return
+            while (frame := await queue.get()) is not None:
                 yield frame
         finally:
             self._clients.discard(queue)
@@ -119,8 +110,7 @@ def build_app(mailbox: Mailbox, feed: Feed) -> Starlette:
         return Response(found, media_type="text/plain; charset=utf-8")
 
     async def events(request: Request) -> Response:
-        return StreamingResponse(feed.stream(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return sse_response(feed.stream())
 
     async def livez(request: Request) -> Response:
         return PlainTextResponse("ok")

@@ -83,7 +83,7 @@ async def test_aggregates_and_users_are_pushed_to_the_dashboard_as_they_happen(p
 
     stream = asyncio.create_task(pipeline.runtime.app(scope, receive, send))
     try:
-        assert (await asyncio.wait_for(received.get(), 10)).startswith(": connected")
+        assert (await asyncio.wait_for(received.get(), 10)).startswith("retry: ")  # open, and subscribed
         assert (await pipeline.ingest([{"source": "s", "metric": "hr", "value": 61.5,
                                         "timestamp": "2026-01-01T00:00:00Z"}]))[0] == 202
         assert (await pipeline.create_user("dora", "dora@example.com"))[0] == 201
