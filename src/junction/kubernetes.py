@@ -122,8 +122,7 @@ def manifests(system: System, cluster: Cluster | None = None) -> list[dict[str, 
         ports = [("http", PORT)] + ([("grpc", service.grpc_port)] if service.grpc_port else [])
         objects += [_deployment(system, service.name, cluster, ports), _service(system, service.name, ports)]
     objects += [_deployment(system, "gateway", cluster, [("http", PORT)]),
-                _service(system, "gateway", [("http", system.port)])]
-    objects[-1]["spec"]["ports"][0]["targetPort"] = "http"  # the system's public port, to the pods' 8000
+                _service(system, "gateway", [("http", system.port)])]  # the public port, to the pods' "http"
     return objects
 
 

@@ -278,7 +278,7 @@ class SqliteStore(Store):
 
     def _write_rows(self, write: RowWrite, rows: list[dict[str, Any]]) -> None:
         """Run a row-write statement over ``rows``: straight on the driver with the statement's SQL compiled once
-        (its values need no conversion: plain numbers and text), else through SQLAlchemy."""
+        (each value converted as SQLAlchemy's bind processors would), else through SQLAlchemy."""
         statement = row_statement(sqlite_insert, write)
         plain = _PLAIN_SQL.get(statement, _UNKNOWN)
         if plain is _UNKNOWN:

@@ -123,7 +123,7 @@ def row_statement(insert: Callable[[Table], Any], upsert: RowWrite) -> Executabl
     Made once per shape and kept: building an insert with SQLAlchemy (coercing every column and bind
     parameter, then its cache key) costs more than executing it on a request's hot path."""
     # an expression's id stands for it while the kept statement (which holds it) keeps it alive
-    key = (insert, upsert.table, tuple(upsert.values), upsert.keys, _update_shape(upsert.update))
+    key = (insert, upsert.table, upsert.shape)
     statement = _ROW_STATEMENTS.get(key)
     if statement is None:
         if len(_ROW_STATEMENTS) >= ROW_STATEMENTS_KEPT:
